@@ -1,0 +1,160 @@
+"""Local-directory blob store: temp file, fsync, rename, read-only; sharded by address prefix."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ..errors import BlobError, BlobMissing
+from .base import SHA256_RE, BlobStore, check_address, sha256_hex
+
+_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+class LocalBlobStore(BlobStore):
+    """Blobs as files ``<root>/ab/cd/<sha256>``, written atomically and made read-only."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.location = str(self.root)
+        self._tmp = self.root / "tmp"
+        self._syncfs = _load_syncfs()
+
+    def path(self, sha256: str) -> Path:
+        """Where a blob lives on disk."""
+        check_address(sha256)
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def init(self) -> None:
+        """Create the directory layout."""
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def put_many(self, blobs: Iterable[bytes]) -> list[str]:
+        """Write every new blob to a temp name, make them durable together, then rename into place."""
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        addresses: list[str] = []
+        pending: list[tuple[Path, Path]] = []
+        seen: set[str] = set()
+        try:
+            for data in blobs:
+                sha = sha256_hex(data)
+                addresses.append(sha)
+                final = self.path(sha)
+                if sha in seen or final.exists():
+                    continue
+                seen.add(sha)
+                tmp = self._tmp / f"{sha}.{secrets.token_hex(6)}.tmp"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                pending.append((tmp, final))
+                try:
+                    _write_all(fd, data)
+                    if self._syncfs is None:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+            if not pending:
+                return addresses
+            # One barrier for the whole batch: every temp file is on disk before any rename.
+            self._barrier()
+            dirs: set[Path] = set()
+            for tmp, final in pending:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(tmp, _READ_ONLY)
+                if final.exists():
+                    tmp.unlink()
+                    continue
+                os.replace(tmp, final)
+                dirs.add(final.parent)
+            # And one after: the new names are durable before the metadata that refers to them.
+            if self._syncfs is None:
+                for d in dirs:
+                    _fsync_dir(d)
+            else:
+                self._barrier()
+            return addresses
+        except OSError as exc:
+            for tmp, _ in pending:
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
+            if exc.errno == errno.ENOSPC:
+                raise BlobError(f"blob store {self.root} is full (no space left on device); nothing was stored") from None
+            raise BlobError(f"cannot write to blob store {self.root}: {exc.strerror}") from None
+
+    def _barrier(self) -> None:
+        if self._syncfs is not None:
+            fd = os.open(self.root, os.O_RDONLY)
+            try:
+                if self._syncfs(fd) != 0:
+                    raise OSError(ctypes.get_errno(), "syncfs failed")
+            finally:
+                os.close(fd)
+
+    def get_unchecked(self, sha256: str) -> bytes:
+        """The file's bytes."""
+        try:
+            return self.path(sha256).read_bytes()
+        except FileNotFoundError:
+            raise BlobMissing(sha256) from None
+        except OSError as exc:
+            raise BlobError(f"cannot read blob {sha256}: {exc.strerror}") from None
+
+    def exists(self, sha256: str) -> bool:
+        """Whether the file is there."""
+        return self.path(sha256).exists()
+
+    def iterate(self) -> Iterator[str]:
+        """Every blob file under the root (temp files excluded)."""
+        if not self.root.exists():
+            return
+        for top in sorted(self.root.iterdir()):
+            if len(top.name) != 2 or not top.is_dir():
+                continue
+            for mid in sorted(top.iterdir()):
+                for f in sorted(mid.iterdir()):
+                    if SHA256_RE.match(f.name):
+                        yield f.name
+
+    def delete(self, sha256: str) -> None:
+        """Remove a blob (disposition only; the caller has checked holds and eligibility)."""
+        p = self.path(sha256)
+        try:
+            os.chmod(p, stat.S_IRUSR | stat.S_IWUSR)
+            p.unlink()
+        except FileNotFoundError:
+            return
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_syncfs():  # type: ignore[no-untyped-def]
+    """Linux's syncfs(2) flushes a whole batch in one call; elsewhere fall back to fsync per file."""
+    if os.environ.get("ARCHIVER_BLOB_FSYNC") == "per-file":
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn

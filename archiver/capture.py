@@ -1,0 +1,278 @@
+"""Capture: turn what a connector saw into blobs, records, versions, events and audit entries.
+
+One page of items is one transaction, so a harvest killed at any point leaves only whole pages behind
+and the next run carries on from a consistent archive (DESIGN invariant 3).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .audit import AuditLog
+from .blobstore import BlobStore
+from .clock import Clock
+from .connectors.base import Exchange, Item, Probe, Scope, WalkComplete, WalkFailed
+from .db.engine import Database
+from .db.models import Blob, Capture, Event, Record, Version
+from .db.types import dumps
+from .dbwrite import insert_ignore
+from .ids import record_id
+from .retention import Series
+
+log = logging.getLogger(__name__)
+SYSTEM_ACTOR = "archiver"
+EVENT_TYPES = ("captured", "edited", "hidden", "unhidden", "removed", "restored")
+
+
+def canonical_item_bytes(raw: Any) -> bytes:
+    """The stored form of a raw item: canonical JSON, UTF-8 (ASCII-escaped if it holds lone surrogates)."""
+    text = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(raw, sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def derive_status(hidden: bool, removed: bool, versions: int) -> str:
+    """The one status a record shows: removed, then hidden, then edited, else live."""
+    if removed:
+        return "removed"
+    if hidden:
+        return "hidden"
+    return "edited" if versions > 1 else "live"
+
+
+@dataclass
+class CaptureCounts:
+    """What one harvest did to the archive."""
+
+    pages: int = 0
+    items_seen: int = 0
+    new_records: int = 0
+    new_versions: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    changed_records: set[str] = field(default_factory=set)
+
+
+class CaptureSession:
+    """Stores one harvest's pages for one account and concludes removals after complete walks."""
+
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        clock: Clock,
+        *,
+        account_id: int,
+        account_name: str,
+        platform: str,
+        run_id: int | None,
+        series: Series | None,
+        can_detect_removal: bool = True,
+    ):
+        self.db, self.blobs, self.clock = db, blobs, clock
+        self.account_id, self.account_name, self.platform = account_id, account_name, platform
+        self.run_id, self.series = run_id, series
+        self.can_detect_removal = can_detect_removal
+        self.counts = CaptureCounts()
+        self.failed_scopes: list[tuple[Scope, str]] = []
+        self._seen: dict[tuple[str, str | None], set[str]] = {}
+
+    # --- pages --------------------------------------------------------------------------------
+    def store_page(self, scope: Scope, exchange: Exchange, items: Iterable[Item]) -> None:
+        """Store one response and its items atomically."""
+        items = list(items)
+        now = self.clock.now()
+        seen = self._seen.setdefault(_key(scope), set())
+        with self.db.write() as s:
+            audit = AuditLog(s)
+            capture_id = self._store_capture(s, audit, scope, exchange, now)
+            if items:
+                self._store_items(s, audit, scope, items, capture_id, now)
+            audit.flush()
+        seen.update(i.native_id for i in items)
+        self.counts.pages += 1
+        self.counts.items_seen += len(items)
+
+    def store_failure(self, failed: WalkFailed) -> None:
+        """Keep the evidence of a failed walk (the response, if any) and remember the scope failed."""
+        self.failed_scopes.append((failed.scope, failed.error))
+        if failed.exchange is not None:
+            with self.db.write() as s:
+                audit = AuditLog(s)
+                self._store_capture(s, audit, failed.scope, failed.exchange, self.clock.now())
+                audit.flush()
+
+    def _store_capture(self, s: Session, audit: AuditLog, scope: Scope, ex: Exchange, now: datetime) -> int:
+        sha = self.blobs.put(ex.body)
+        insert_ignore(s, Blob.__table__, [dict(sha256=sha, size=len(ex.body), kind="capture",
+                                               stored_at=now)], "sha256")
+        cap = Capture(account_id=self.account_id, harvest_run_id=self.run_id, method=ex.method, url=ex.url,
+                      status=ex.status, headers=dumps(dict(ex.headers)), sha256=sha, size=len(ex.body),
+                      fetched_at=ex.fetched_at, secrets_redacted=ex.secrets_redacted, scope=scope.label()[:200])
+        s.add(cap)
+        s.flush()
+        audit.append("capture.stored", f"capture:{cap.id}",
+                     {"account": self.account_name, "url": ex.url, "status": ex.status, "sha256": sha,
+                      "secrets_redacted": ex.secrets_redacted, "run": self.run_id}, SYSTEM_ACTOR, now)
+        return cap.id
+
+    def _store_items(self, s: Session, audit: AuditLog, scope: Scope, items: list[Item], capture_id: int,
+                     now: datetime) -> None:
+        # The same item twice in one page (platform paging overlap) is stored once: last copy wins.
+        by_id: dict[str, Item] = {}
+        for it in items:
+            by_id[it.native_id] = it
+        ids = {nid: record_id(self.account_name, nid) for nid in by_id}
+        existing = {r.native_id: r for r in s.execute(
+            select(Record).where(Record.account_id == self.account_id, Record.native_id.in_(list(by_id)))
+        ).scalars()}
+
+        new_versions: list[tuple[str, Item, int]] = []  # (record id, item, seq)
+        new_records: list[dict[str, Any]] = []
+        events: list[tuple[str, str, int | None]] = []  # (record id, type, version seq)
+        for nid, it in by_id.items():
+            rid = ids[nid]
+            rec = existing.get(nid)
+            fp = it.fingerprint()
+            if rec is None:
+                new_records.append(self._new_record_row(rid, scope, it, fp, now))
+                new_versions.append((rid, it, 1))
+                events.append((rid, "captured", 1))
+                if it.hidden:
+                    events.append((rid, "hidden", None))
+                continue
+            if rec.status == "disposed":
+                continue  # a destroyed record is not re-captured under the same id
+            changes: dict[str, Any] = {"last_seen_at": now}
+            seq = rec.latest_seq
+            if rec.removed_at is not None:
+                changes["removed_at"] = None
+                events.append((rid, "restored", None))
+            if fp != rec.latest_fingerprint:
+                seq += 1
+                new_versions.append((rid, it, seq))
+                changes.update(latest_seq=seq, latest_fingerprint=fp)
+                events.append((rid, "edited", seq))
+            if bool(it.hidden) != bool(rec.hidden):
+                changes["hidden"] = bool(it.hidden)
+                events.append((rid, "hidden" if it.hidden else "unhidden", None))
+            for attr in ("author", "author_id", "permalink", "created_at"):
+                val = getattr(it, attr)
+                if val is not None and getattr(rec, attr) is None:
+                    changes[attr] = val
+            changes["status"] = derive_status(changes.get("hidden", rec.hidden),
+                                              "removed_at" not in changes and rec.removed_at is not None, seq)
+            if self.series is not None and "removed_at" in changes and self.series.trigger == "removal":
+                changes["disposition_date"] = None
+            s.execute(update(Record).where(Record.id == rid).values(**changes))
+
+        # Blobs first (durable before any row names them), then rows, all in this transaction.
+        blob_bytes = [canonical_item_bytes(it.raw) for _, it, _ in new_versions]
+        shas = self.blobs.put_many(blob_bytes) if blob_bytes else []
+        insert_ignore(s, Blob.__table__, [dict(sha256=h, size=len(b), kind="item", stored_at=now)
+                                          for h, b in zip(shas, blob_bytes, strict=True)], "sha256")
+        if new_records:
+            s.execute(Record.__table__.insert(), new_records)
+        if new_versions:
+            s.execute(Version.__table__.insert(), [
+                dict(record_id=rid, seq=seq, sha256=sha, fingerprint=it.fingerprint(), text=it.text,
+                     content=dumps(dict(it.content)), extra=dumps(dict(it.extra)), edited_at=it.edited_at,
+                     captured_at=now, capture_id=capture_id, harvest_run_id=self.run_id)
+                for (rid, it, seq), sha in zip(new_versions, shas, strict=True)
+            ])
+        if events:
+            self._write_events(s, audit, events, capture_id, now,
+                               {rid: sha for (rid, _, seq), sha in zip(new_versions, shas, strict=True)})
+        self.counts.new_records += len(new_records)
+        self.counts.new_versions += sum(1 for _, _, seq in new_versions if seq > 1)
+
+    def _new_record_row(self, rid: str, scope: Scope, it: Item, fp: str, now: datetime) -> dict[str, Any]:
+        thread = it.native_id if it.kind == "post" else (scope.post_native_id or it.parent_native_id)
+        disp = None
+        if self.series is not None:
+            disp = self.series.disposition_date(captured_at=now, created_at=it.created_at, removed_at=None)
+        return dict(
+            id=rid, account_id=self.account_id, platform=self.platform, native_id=it.native_id, kind=it.kind,
+            parent_id=record_id(self.account_name, it.parent_native_id) if it.parent_native_id else None,
+            parent_native_id=it.parent_native_id, thread_native_id=thread, author=it.author,
+            author_id=it.author_id, created_at=it.created_at, permalink=it.permalink,
+            status=derive_status(it.hidden, False, 1), hidden=bool(it.hidden), removed_at=None,
+            first_captured_at=now, last_seen_at=now, latest_seq=1, latest_fingerprint=fp,
+            series=self.series.id if self.series else None, disposition_date=disp,
+        )
+
+    def _write_events(self, s: Session, audit: AuditLog, events: list[tuple[str, str, int | None]],
+                      capture_id: int | None, now: datetime, version_sha: dict[str, str]) -> None:
+        s.execute(Event.__table__.insert(), [
+            dict(record_id=rid, type=typ, at=now, harvest_run_id=self.run_id, capture_id=capture_id,
+                 version_seq=seq) for rid, typ, seq in events
+        ])
+        for rid, typ, seq in events:
+            details: dict[str, Any] = {"account": self.account_name, "run": self.run_id, "capture": capture_id}
+            if seq is not None:
+                details.update(seq=seq, sha256=version_sha.get(rid))
+            audit.append(f"record.{typ}", rid, details, SYSTEM_ACTOR, now)
+            self.counts.events[typ] += 1
+            self.counts.changed_records.add(rid)
+
+    # --- removal ------------------------------------------------------------------------------
+    def conclude(self, done: WalkComplete, probe: Callable[[str, str], Probe]) -> None:
+        """After a complete walk, mark captured items that were not seen (and are confirmed gone) removed."""
+        if not self.can_detect_removal:
+            return
+        scope = done.scope
+        seen = self._seen.get(_key(scope), set())
+        with self.db.read() as s:
+            q = select(Record.native_id, Record.kind).where(
+                Record.account_id == self.account_id, Record.removed_at.is_(None),
+                Record.status != "disposed")
+            if scope.kind == "feed":
+                q = q.where(Record.kind == "post")
+                if scope.since is not None:
+                    q = q.where(Record.created_at >= scope.since)
+            else:
+                q = q.where(Record.thread_native_id == scope.post_native_id, Record.kind != "post")
+            missing = [(nid, kind) for nid, kind in s.execute(q) if nid not in seen]
+        for nid, kind in sorted(missing):
+            result = probe(kind, nid)
+            if not result.gone:
+                log.info("%s: %s %s missing from the walk but still on the platform", self.account_name, kind, nid)
+                continue
+            self._mark_removed(scope, nid, kind, result)
+
+    def _mark_removed(self, scope: Scope, nid: str, kind: str, result: Probe) -> None:
+        now = self.clock.now()
+        with self.db.write() as s:
+            audit = AuditLog(s)
+            capture_id = None
+            if result.exchange is not None:
+                capture_id = self._store_capture(s, audit, scope, result.exchange, now)
+            targets = [record_id(self.account_name, nid)]
+            if kind == "post":
+                # The thread under a removed post went with it.
+                targets += list(s.execute(select(Record.id).where(
+                    Record.account_id == self.account_id, Record.thread_native_id == nid,
+                    Record.kind != "post", Record.removed_at.is_(None), Record.status != "disposed")).scalars())
+            for rid in targets:
+                values: dict[str, Any] = {"removed_at": now, "status": "removed"}
+                if self.series is not None and self.series.trigger == "removal":
+                    values["disposition_date"] = self.series.disposition_date(
+                        captured_at=None, created_at=None, removed_at=now)
+                s.execute(update(Record).where(Record.id == rid).values(**values))
+            self._write_events(s, audit, [(rid, "removed", None) for rid in targets], capture_id, now, {})
+            audit.flush()
+
+
+def _key(scope: Scope) -> tuple[str, str | None]:
+    return (scope.kind, scope.post_native_id)
+

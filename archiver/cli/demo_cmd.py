@@ -1,0 +1,2 @@
+def attach(group):
+    pass

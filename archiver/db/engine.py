@@ -1,0 +1,125 @@
+"""Opening the metadata database: engine set-up per dialect, migrations, and the schema check."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import ArchiverError, SchemaOutOfDate
+
+MIGRATIONS = str(Path(__file__).with_name("migrations"))
+
+
+class Database:
+    """An engine plus sessions: ``read()`` for queries, ``write()`` for one atomic unit of change."""
+
+    def __init__(self, url: str, echo: bool = False):
+        self.url = url
+        self.dialect = url.split(":", 1)[0].split("+", 1)[0]
+        if self.dialect == "sqlite":
+            path = url.split("///", 1)[1] if "///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(url, echo=echo, connect_args={"timeout": 60})
+            _sqlite_setup(self.engine)
+        else:
+            self.engine = create_engine(url, echo=echo, pool_pre_ping=True)
+        self._writer = self.engine.execution_options(archiver_write=True)
+        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for queries; nothing it does is committed."""
+        with self._read_sessions() as s:
+            yield s
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction that takes the write lock up front; committed on success, rolled back on error."""
+        with self._write_sessions() as s, s.begin():
+            if self.dialect == "postgresql":
+                # One writer at a time keeps the audit chain linear across processes.
+                s.execute(text("SELECT pg_advisory_xact_lock(7412001)"))
+            yield s
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # --- migrations -------------------------------------------------------------------------
+    def _alembic(self, connection: Any) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", MIGRATIONS)
+        cfg.attributes["connection"] = connection
+        return cfg
+
+    def upgrade(self) -> str:
+        """Bring the schema to the newest migration; returns the revision."""
+        with self.engine.begin() as conn:
+            command.upgrade(self._alembic(conn), "head")
+        return self.head()
+
+    def head(self) -> str:
+        """The newest migration this version of the archiver knows."""
+        script = ScriptDirectory.from_config(self._alembic(None))
+        return str(script.get_current_head())
+
+    def current(self) -> str | None:
+        """The migration the database is at (None: never initialised)."""
+        try:
+            with self.engine.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        except OperationalError as exc:
+            raise ArchiverError(f"cannot open the database: {_short(exc)}") from None
+
+    def check_schema(self) -> None:
+        """Refuse to work on a database whose schema is not this version's (clear next step)."""
+        cur, head = self.current(), self.head()
+        if cur is None:
+            raise SchemaOutOfDate("the archive database is not initialised: run `archiver init`")
+        if cur != head:
+            script = ScriptDirectory.from_config(self._alembic(None))
+            known = {r.revision for r in script.walk_revisions()}
+            if cur not in known:
+                raise SchemaOutOfDate(
+                    f"the database schema ({cur}) is newer than this archiver knows: upgrade the archiver"
+                )
+            raise SchemaOutOfDate(
+                f"the database schema ({cur}) is older than this archiver's ({head}): run `archiver init` "
+                "to upgrade it (back up the database first)"
+            )
+
+
+def _short(exc: Exception) -> str:
+    return str(getattr(exc, "orig", exc)).splitlines()[0]
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event decide how each transaction starts.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers take the lock at BEGIN so two processes never deadlock upgrading a read lock.
+        if conn.get_execution_options().get("archiver_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")

@@ -1,0 +1,17 @@
+"""Alembic environment: always run with a connection handed in by archiver.db.engine."""
+
+from alembic import context
+
+from archiver.db.models import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through `archiver init`, which supplies the connection")
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,155 @@
+"""The connector contract: a connector pages through one platform's API and yields what it saw.
+
+Connectors are pure: they never touch the database, the blob store or the index. They yield
+``Page`` objects (one HTTP exchange and the items parsed from it), ``WalkComplete`` when a scope has
+been walked to its documented end, and ``WalkFailed`` when a scope's walk stopped early. The core
+decides what is new, edited, hidden or removed.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+Kind = Literal["post", "comment", "reply"]
+KINDS: tuple[str, ...] = ("post", "comment", "reply")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One HTTP response as fetched: the provenance of every item read from it.
+
+    ``url`` has secrets stripped; ``body`` is byte-for-byte what the platform sent except that every
+    occurrence of the account's secrets was replaced by a fixed marker (``secrets_redacted`` says so).
+    """
+
+    method: str
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    fetched_at: datetime
+    secrets_redacted: bool = False
+
+
+@dataclass(frozen=True)
+class Item:
+    """One post, comment or reply as read from a platform response."""
+
+    native_id: str
+    kind: Kind
+    raw: Any  # the item's JSON value exactly as received
+    parent_native_id: str | None = None
+    text: str | None = None
+    author: str | None = None
+    author_id: str | None = None
+    created_at: datetime | None = None
+    edited_at: datetime | None = None
+    permalink: str | None = None
+    hidden: bool = False
+    # What makes a new version (text, attachments, platform edit time); counts never belong here.
+    content: Mapping[str, Any] = field(default_factory=dict)
+    # Extra searchable fields (hashtags, mentions, ...), not part of the version.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the version-defining content, used to decide whether this is a new version."""
+        doc = {"text": self.text, "edited_at": self.edited_at.isoformat() if self.edited_at else None}
+        doc.update({k: v for k, v in self.content.items()})
+        data = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+        return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a walk covers: the account's top-level feed, or the thread under one post.
+
+    ``since`` limits a feed walk to posts created at or after it (the lookback window); absence can only
+    be concluded for items inside the scope.
+    """
+
+    kind: Literal["feed", "thread"]
+    post_native_id: str | None = None
+    since: datetime | None = None
+
+    def label(self) -> str:
+        """A short human-readable name for logs and harvest-run errors."""
+        return "feed" if self.kind == "feed" else f"thread {self.post_native_id}"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One fetched response and the items parsed from it; the core stores it in one transaction."""
+
+    scope: Scope
+    exchange: Exchange
+    items: tuple[Item, ...] = ()
+
+
+@dataclass(frozen=True)
+class WalkComplete:
+    """The scope was walked to its documented end: every item it still holds was yielded."""
+
+    scope: Scope
+
+
+@dataclass(frozen=True)
+class WalkFailed:
+    """The scope's walk stopped early; nothing can be concluded about absent items."""
+
+    scope: Scope
+    error: str
+    exchange: Exchange | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The answer to 'is this item really gone?': the exchange that proves it, and the verdict."""
+
+    native_id: str
+    gone: bool
+    exchange: Exchange | None = None
+
+
+Event = Page | WalkComplete | WalkFailed
+
+
+@dataclass(frozen=True)
+class WalkPlan:
+    """What the core asks of one harvest: a full backfill, or a re-walk of the lookback window."""
+
+    backfill: bool
+    since: datetime | None  # start of the lookback window (None with backfill)
+
+
+class Connector(abc.ABC):
+    """Base class of every platform connector (entry-point group ``archiver.connectors``)."""
+
+    #: entry-point name, also the ``platform`` of the records it yields
+    name: ClassVar[str]
+    #: account config keys this connector reads: key -> one-line description
+    config_keys: ClassVar[Mapping[str, str]] = {}
+    #: keys that are required
+    required_keys: ClassVar[tuple[str, ...]] = ()
+    #: keys whose values are secrets (resolved from $env:/$file:, scrubbed from everything stored)
+    secret_keys: ClassVar[tuple[str, ...]] = ()
+    #: whether absence from a complete walk can mean removal (feeds cannot show deletions)
+    can_detect_removal: ClassVar[bool] = True
+
+    def __init__(self, account: Any, http: Any, clock: Any):
+        self.account = account
+        self.http = http
+        self.clock = clock
+
+    @abc.abstractmethod
+    def walk(self, plan: WalkPlan) -> Iterator[Event]:
+        """Page through the account's content, yielding pages and the end state of each scope."""
+
+    def probe(self, kind: str, native_id: str) -> Probe:
+        """Fetch one item to confirm it is gone; platforms that cannot confirm say 'gone'."""
+        return Probe(native_id=native_id, gone=True)

@@ -1,0 +1,1 @@
+"""Part of the archiver package (installed as archiver.exports)."""
