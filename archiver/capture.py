@@ -95,9 +95,13 @@ class CaptureSession:
         seen = self._seen.setdefault(_key(scope), set())
         with self.db.write() as s:
             audit = AuditLog(s)
-            capture_id = self._store_capture(s, audit, scope, exchange, now)
-            if items:
-                self._store_items(s, audit, scope, items, capture_id, now)
+            plan = self._plan_items(s, scope, items, now) if items else _PagePlan()
+            # Blobs first, in one durable batch (the response and the new item versions), then the rows
+            # that name them, all in this one transaction.
+            blob_bytes = [canonical_item_bytes(it.raw) for _, it, _, _ in plan.new_versions]
+            shas = self.blobs.put_many([exchange.body, *blob_bytes])
+            capture_id = self._store_capture(s, audit, scope, exchange, now, sha=shas[0])
+            self._apply_plan(s, audit, plan, blob_bytes, shas[1:], capture_id, now)
             audit.flush()
         seen.update(i.native_id for i in items)
         self.counts.pages += 1
@@ -112,8 +116,10 @@ class CaptureSession:
                 self._store_capture(s, audit, failed.scope, failed.exchange, self.clock.now())
                 audit.flush()
 
-    def _store_capture(self, s: Session, audit: AuditLog, scope: Scope, ex: Exchange, now: datetime) -> int:
-        sha = self.blobs.put(ex.body)
+    def _store_capture(self, s: Session, audit: AuditLog, scope: Scope, ex: Exchange, now: datetime,
+                       sha: str | None = None) -> int:
+        if sha is None:
+            sha = self.blobs.put(ex.body)
         insert_ignore(s, Blob.__table__, [dict(sha256=sha, size=len(ex.body), kind="capture",
                                                stored_at=now)], "sha256")
         cap = Capture(account_id=self.account_id, harvest_run_id=self.run_id, method=ex.method, url=ex.url,
@@ -126,30 +132,26 @@ class CaptureSession:
                       "secrets_redacted": ex.secrets_redacted, "run": self.run_id}, SYSTEM_ACTOR, now)
         return cap.id
 
-    def _store_items(self, s: Session, audit: AuditLog, scope: Scope, items: list[Item], capture_id: int,
-                     now: datetime) -> None:
+    def _plan_items(self, s: Session, scope: Scope, items: list[Item], now: datetime) -> _PagePlan:
+        """Compare the page's items with the archive: what is new, edited, hidden, unhidden, restored."""
         # The same item twice in one page (platform paging overlap) is stored once: last copy wins.
         by_id: dict[str, Item] = {}
         for it in items:
             by_id[it.native_id] = it
-        ids = {nid: record_id(self.account_name, nid) for nid in by_id}
         existing = {r.native_id: r for r in s.execute(
             select(Record).where(Record.account_id == self.account_id, Record.native_id.in_(list(by_id)))
         ).scalars()}
-
-        new_versions: list[tuple[str, Item, int]] = []  # (record id, item, seq)
-        new_records: list[dict[str, Any]] = []
-        events: list[tuple[str, str, int | None]] = []  # (record id, type, version seq)
+        plan = _PagePlan()
         for nid, it in by_id.items():
-            rid = ids[nid]
+            rid = record_id(self.account_name, nid)
             rec = existing.get(nid)
             fp = it.fingerprint()
             if rec is None:
-                new_records.append(self._new_record_row(rid, scope, it, fp, now))
-                new_versions.append((rid, it, 1))
-                events.append((rid, "captured", 1))
+                plan.new_records.append(self._new_record_row(rid, scope, it, fp, now))
+                plan.new_versions.append((rid, it, 1, fp))
+                plan.events.append((rid, "captured", 1))
                 if it.hidden:
-                    events.append((rid, "hidden", None))
+                    plan.events.append((rid, "hidden", None))
                 continue
             if rec.status == "disposed":
                 continue  # a destroyed record is not re-captured under the same id
@@ -157,15 +159,15 @@ class CaptureSession:
             seq = rec.latest_seq
             if rec.removed_at is not None:
                 changes["removed_at"] = None
-                events.append((rid, "restored", None))
+                plan.events.append((rid, "restored", None))
             if fp != rec.latest_fingerprint:
                 seq += 1
-                new_versions.append((rid, it, seq))
+                plan.new_versions.append((rid, it, seq, fp))
                 changes.update(latest_seq=seq, latest_fingerprint=fp)
-                events.append((rid, "edited", seq))
+                plan.events.append((rid, "edited", seq))
             if bool(it.hidden) != bool(rec.hidden):
                 changes["hidden"] = bool(it.hidden)
-                events.append((rid, "hidden" if it.hidden else "unhidden", None))
+                plan.events.append((rid, "hidden" if it.hidden else "unhidden", None))
             for attr in ("author", "author_id", "permalink", "created_at"):
                 val = getattr(it, attr)
                 if val is not None and getattr(rec, attr) is None:
@@ -174,27 +176,29 @@ class CaptureSession:
                                               "removed_at" not in changes and rec.removed_at is not None, seq)
             if self.series is not None and "removed_at" in changes and self.series.trigger == "removal":
                 changes["disposition_date"] = None
-            s.execute(update(Record).where(Record.id == rid).values(**changes))
+            plan.updates.append((rid, changes))
+        return plan
 
-        # Blobs first (durable before any row names them), then rows, all in this transaction.
-        blob_bytes = [canonical_item_bytes(it.raw) for _, it, _ in new_versions]
-        shas = self.blobs.put_many(blob_bytes) if blob_bytes else []
+    def _apply_plan(self, s: Session, audit: AuditLog, plan: _PagePlan, blob_bytes: list[bytes],
+                    shas: list[str], capture_id: int, now: datetime) -> None:
         insert_ignore(s, Blob.__table__, [dict(sha256=h, size=len(b), kind="item", stored_at=now)
                                           for h, b in zip(shas, blob_bytes, strict=True)], "sha256")
-        if new_records:
-            s.execute(Record.__table__.insert(), new_records)
-        if new_versions:
+        for rid, changes in plan.updates:
+            s.execute(update(Record).where(Record.id == rid).values(**changes))
+        if plan.new_records:
+            s.execute(Record.__table__.insert(), plan.new_records)
+        if plan.new_versions:
             s.execute(Version.__table__.insert(), [
-                dict(record_id=rid, seq=seq, sha256=sha, fingerprint=it.fingerprint(), text=it.text,
+                dict(record_id=rid, seq=seq, sha256=sha, fingerprint=fp, text=it.text,
                      content=dumps(dict(it.content)), extra=dumps(dict(it.extra)), edited_at=it.edited_at,
                      captured_at=now, capture_id=capture_id, harvest_run_id=self.run_id)
-                for (rid, it, seq), sha in zip(new_versions, shas, strict=True)
+                for (rid, it, seq, fp), sha in zip(plan.new_versions, shas, strict=True)
             ])
-        if events:
-            self._write_events(s, audit, events, capture_id, now,
-                               {rid: sha for (rid, _, seq), sha in zip(new_versions, shas, strict=True)})
-        self.counts.new_records += len(new_records)
-        self.counts.new_versions += sum(1 for _, _, seq in new_versions if seq > 1)
+        if plan.events:
+            self._write_events(s, audit, plan.events, capture_id, now,
+                               {rid: sha for (rid, _, _, _), sha in zip(plan.new_versions, shas, strict=True)})
+        self.counts.new_records += len(plan.new_records)
+        self.counts.new_versions += sum(1 for _, _, seq, _ in plan.new_versions if seq > 1)
 
     def _new_record_row(self, rid: str, scope: Scope, it: Item, fp: str, now: datetime) -> dict[str, Any]:
         thread = it.native_id if it.kind == "post" else (scope.post_native_id or it.parent_native_id)
@@ -271,6 +275,16 @@ class CaptureSession:
                 s.execute(update(Record).where(Record.id == rid).values(**values))
             self._write_events(s, audit, [(rid, "removed", None) for rid in targets], capture_id, now, {})
             audit.flush()
+
+
+@dataclass
+class _PagePlan:
+    """What one page changes, decided before anything is written."""
+
+    new_records: list[dict[str, Any]] = field(default_factory=list)
+    new_versions: list[tuple[str, Item, int, str]] = field(default_factory=list)  # record, item, seq, fingerprint
+    updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: list[tuple[str, str, int | None]] = field(default_factory=list)  # record, type, version seq
 
 
 def _key(scope: Scope) -> tuple[str, str | None]:

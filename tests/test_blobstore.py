@@ -44,7 +44,7 @@ def test_blobs_are_read_only_and_no_temp_files_left(store: LocalBlobStore) -> No
     for sha in set(shas):
         mode = store.path(sha).stat().st_mode
         assert not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
-    assert list((store.root / "tmp").iterdir()) == []
+    assert list(store.root.glob("**/.*.tmp")) == []
     assert sorted(store.iterate()) == sorted(set(shas))
 
 
@@ -94,5 +94,5 @@ def test_full_disk_is_a_clear_error_and_keeps_existing_blobs(tmp_path: Path) -> 
         resource.setrlimit(resource.RLIMIT_FSIZE, old)
         signal.signal(signal.SIGXFSZ, old_handler)
     assert s.get(kept) == b"kept"
-    assert list((s.root / "tmp").iterdir()) == []
+    assert list(s.root.glob("**/.*.tmp")) == []
     assert not s.exists(sha256_hex(b"x" * 4096))

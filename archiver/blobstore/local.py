@@ -22,34 +22,42 @@ class LocalBlobStore(BlobStore):
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
         self.location = str(self.root)
-        self._tmp = self.root / "tmp"
         self._syncfs = _load_syncfs()
+        self._dirs: set[str] = set()
 
     def path(self, sha256: str) -> Path:
-        """Where a blob lives on disk."""
+        """Where a blob lives on disk (one level of 256 folders, as git does)."""
         check_address(sha256)
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return self.root / sha256[:2] / sha256
 
     def init(self) -> None:
-        """Create the directory layout."""
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        """Create the root and remove temp files a killed writer left behind (never a finished blob)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob("??/.*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def put_many(self, blobs: Iterable[bytes]) -> list[str]:
         """Write every new blob to a temp name, make them durable together, then rename into place."""
-        self._tmp.mkdir(parents=True, exist_ok=True)
         addresses: list[str] = []
-        pending: list[tuple[Path, Path]] = []
+        pending: list[tuple[str, str]] = []
         seen: set[str] = set()
+        root = str(self.root)
         try:
             for data in blobs:
                 sha = sha256_hex(data)
                 addresses.append(sha)
-                final = self.path(sha)
-                if sha in seen or final.exists():
+                folder = f"{root}/{sha[:2]}"
+                final = f"{folder}/{sha}"
+                if sha in seen or os.path.exists(final):
                     continue
                 seen.add(sha)
-                tmp = self._tmp / f"{sha}.{secrets.token_hex(6)}.tmp"
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                if folder not in self._dirs:
+                    os.makedirs(folder, exist_ok=True)
+                    self._dirs.add(folder)
+                # The temp file sits beside its final name (a rename within one folder) and is created
+                # read-only: the open descriptor may still write it, nobody can reopen it for writing.
+                tmp = f"{folder}/.{sha}.{secrets.token_hex(4)}.tmp"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _READ_ONLY)
                 pending.append((tmp, final))
                 try:
                     _write_all(fd, data)
@@ -61,26 +69,21 @@ class LocalBlobStore(BlobStore):
                 return addresses
             # One barrier for the whole batch: every temp file is on disk before any rename.
             self._barrier()
-            dirs: set[Path] = set()
+            dirs: set[str] = set()
             for tmp, final in pending:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(tmp, _READ_ONLY)
-                if final.exists():
-                    tmp.unlink()
-                    continue
-                os.replace(tmp, final)
-                dirs.add(final.parent)
+                os.replace(tmp, final)  # same bytes if another writer got there first: still a no-op
+                dirs.add(os.path.dirname(final))
             # And one after: the new names are durable before the metadata that refers to them.
             if self._syncfs is None:
                 for d in dirs:
-                    _fsync_dir(d)
+                    _fsync_dir(Path(d))
             else:
                 self._barrier()
             return addresses
         except OSError as exc:
             for tmp, _ in pending:
                 try:
-                    tmp.unlink()
+                    os.unlink(tmp)
                 except OSError:
                     pass
             if exc.errno == errno.ENOSPC:
@@ -116,10 +119,9 @@ class LocalBlobStore(BlobStore):
         for top in sorted(self.root.iterdir()):
             if len(top.name) != 2 or not top.is_dir():
                 continue
-            for mid in sorted(top.iterdir()):
-                for f in sorted(mid.iterdir()):
-                    if SHA256_RE.match(f.name):
-                        yield f.name
+            for f in sorted(top.iterdir()):
+                if SHA256_RE.match(f.name):
+                    yield f.name
 
     def delete(self, sha256: str) -> None:
         """Remove a blob (disposition only; the caller has checked holds and eligibility)."""

@@ -26,10 +26,23 @@ class ExactText(TypeDecorator[str]):
             return None
         if dialect.name == "postgresql" and ("\x00" in value or value.startswith(_MARK)):
             return _MARK + json.dumps(value)
-        if _has_surrogate(value):
+        if not value.isascii() and (value.startswith(_MARK) or _has_surrogate(value)):
             # Lone surrogates cannot be encoded by any driver; keep them recoverable.
             return _MARK + json.dumps(value)
         return value
+
+    def bind_processor(self, dialect: Dialect):  # type: ignore[no-untyped-def]
+        # A plain function instead of TypeDecorator's layered processors: this runs for every text
+        # value of every captured item, and ASCII text (most of it) needs no work at all.
+        slow = self.process_bind_param
+        pg = dialect.name == "postgresql"
+
+        def process(value: str | None) -> str | None:
+            if value is None or (value.isascii() and not (pg and "\x00" in value)):
+                return value
+            return slow(value, dialect)
+
+        return process
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
         if value is not None and value.startswith(_MARK):
@@ -42,7 +55,11 @@ class ExactText(TypeDecorator[str]):
 
 
 def _has_surrogate(value: str) -> bool:
-    return any("\ud800" <= ch <= "\udfff" for ch in value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class UTCDateTime(TypeDecorator[datetime]):
