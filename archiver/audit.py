@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .db.models import AuditEntry
+from .db.models import AuditEntry, table
 from .db.types import dumps
 
 GENESIS = "0" * 64
@@ -61,7 +61,7 @@ class AuditLog:
     def flush(self) -> None:
         """Write the pending entries (one multi-row insert)."""
         if self._pending:
-            self.session.execute(AuditEntry.__table__.insert(), self._pending)
+            self.session.execute(table(AuditEntry).insert(), self._pending)
             self._pending = []
 
 

@@ -22,7 +22,7 @@ from .blobstore import BlobStore
 from .clock import Clock
 from .connectors.base import Exchange, Item, Probe, Scope, WalkComplete, WalkFailed
 from .db.engine import Database
-from .db.models import Blob, Capture, Event, Record, Version
+from .db.models import Blob, Capture, Event, Record, Version, table
 from .db.types import dumps
 from .dbwrite import insert_ignore
 from .ids import record_id
@@ -120,7 +120,7 @@ class CaptureSession:
                        sha: str | None = None) -> int:
         if sha is None:
             sha = self.blobs.put(ex.body)
-        insert_ignore(s, Blob.__table__, [dict(sha256=sha, size=len(ex.body), kind="capture",
+        insert_ignore(s, table(Blob), [dict(sha256=sha, size=len(ex.body), kind="capture",
                                                stored_at=now)], "sha256")
         cap = Capture(account_id=self.account_id, harvest_run_id=self.run_id, method=ex.method, url=ex.url,
                       status=ex.status, headers=dumps(dict(ex.headers)), sha256=sha, size=len(ex.body),
@@ -181,14 +181,14 @@ class CaptureSession:
 
     def _apply_plan(self, s: Session, audit: AuditLog, plan: _PagePlan, blob_bytes: list[bytes],
                     shas: list[str], capture_id: int, now: datetime) -> None:
-        insert_ignore(s, Blob.__table__, [dict(sha256=h, size=len(b), kind="item", stored_at=now)
+        insert_ignore(s, table(Blob), [dict(sha256=h, size=len(b), kind="item", stored_at=now)
                                           for h, b in zip(shas, blob_bytes, strict=True)], "sha256")
         for rid, changes in plan.updates:
             s.execute(update(Record).where(Record.id == rid).values(**changes))
         if plan.new_records:
-            s.execute(Record.__table__.insert(), plan.new_records)
+            s.execute(table(Record).insert(), plan.new_records)
         if plan.new_versions:
-            s.execute(Version.__table__.insert(), [
+            s.execute(table(Version).insert(), [
                 dict(record_id=rid, seq=seq, sha256=sha, fingerprint=fp, text=it.text,
                      content=dumps(dict(it.content)), extra=dumps(dict(it.extra)), edited_at=it.edited_at,
                      captured_at=now, capture_id=capture_id, harvest_run_id=self.run_id)
@@ -217,7 +217,7 @@ class CaptureSession:
 
     def _write_events(self, s: Session, audit: AuditLog, events: list[tuple[str, str, int | None]],
                       capture_id: int | None, now: datetime, version_sha: dict[str, str]) -> None:
-        s.execute(Event.__table__.insert(), [
+        s.execute(table(Event).insert(), [
             dict(record_id=rid, type=typ, at=now, harvest_run_id=self.run_id, capture_id=capture_id,
                  version_seq=seq) for rid, typ, seq in events
         ])

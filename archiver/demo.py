@@ -120,7 +120,7 @@ def run_demo(directory: Path, say: Callable[[str], None] = print) -> int:
 def _change_page(fb: SimulatedFacebook, say: Callable[[str], None]) -> list[str]:
     """Make the changes the second harvest must find; returns the native ids to show."""
     post = fb.demo_ids["edited_post"]
-    fb.edit_post(post, fb.post_message(post) + "\n\nUPDATE: All lanes of Main St. have reopened.")
+    fb.edit_post(post, (fb.post_message(post) or "") + "\n\nUPDATE: All lanes of Main St. have reopened.")
     edited = fb.demo_ids["edited_comment"]
     fb.edit_comment(edited, "Thank you officers (edited: and the fire department too!)")
     hidden = fb.demo_ids["hidden_comment"]

@@ -40,7 +40,9 @@ class RetentionPeriod:
         if not m:
             raise ValueError(f"{text!r} is not a retention period like 90d, 18m, 2y or permanent")
         n, unit = int(m.group(1)), m.group(2)
-        return cls(**{{"d": "days", "m": "months", "y": "years"}[unit]: n})
+        if unit == "d":
+            return cls(days=n)
+        return cls(months=n) if unit == "m" else cls(years=n)
 
     def after(self, start: datetime) -> datetime | None:
         """The moment this period ends when it starts at ``start`` (None when permanent)."""

@@ -8,10 +8,10 @@ from sqlalchemy import func, select
 
 from archiver.archive import Archive
 from archiver.capture import CaptureSession, canonical_item_bytes
+from archiver.config import AccountConfig
 from archiver.connectors.base import Exchange, Item, Probe, Scope, WalkComplete
 from archiver.db.models import Event, Record, Version
 from archiver.harvest import ensure_account
-from archiver.config import AccountConfig
 from archiver.ids import record_id
 from archiver.records import show_record
 

@@ -11,12 +11,12 @@ from email.utils import format_datetime
 
 import pytest
 import requests
-from archiver.connectors.base import Page, Scope, WalkComplete, WalkFailed, WalkPlan
-from archiver.connectors.facebook import FacebookConnector, parse_fb_time
-from archiver.connectors.http import REDACTED, HttpClient, RetryPolicy, parse_retry_after, retry
 
 from archiver.clock import FakeClock
 from archiver.config import AccountConfig
+from archiver.connectors.base import Page, Scope, WalkComplete, WalkFailed, WalkPlan
+from archiver.connectors.facebook import FacebookConnector, parse_fb_time
+from archiver.connectors.http import REDACTED, HttpClient, RetryPolicy, parse_retry_after, retry
 from archiver.errors import AuthError, MalformedResponse, RateLimited, TransientError
 from archiver.simulated.facebook import SimulatedFacebook, seed_demo
 

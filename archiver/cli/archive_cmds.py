@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -170,7 +171,7 @@ def attach(group: click.Group) -> None:
           archiver connectors --json
         """
         reg = app.registry
-        doc = {"connectors": [
+        doc: dict[str, list[dict[str, Any]]] = {"connectors": [
             {"name": n, "origin": reg.origins.get(n), "config_keys": dict(c.config_keys),
              "required": list(c.required_keys), "secrets": list(c.secret_keys)}
             for n, c in sorted(reg.connectors.items())],

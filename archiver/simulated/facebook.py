@@ -187,7 +187,9 @@ class SimulatedFacebook(GraphState):
         if fault and fault.name == "huge":
             size = int(fault.kw.get("size", 1 << 20))
             return h.send(200, b'{"data":[],"padding":"' + b"x" * size + b'"}', headers)
-        status, doc, extra = 200, None, {}
+        status: int = 200
+        doc: dict[str, Any] | None = None
+        extra: dict[str, str] = {}
         if fault and fault.name == "5xx":
             status, doc = 500, {"error": {"message": "An unexpected error has occurred. Please retry your "
                                           "request later.", "type": "OAuthException", "is_transient": True,
@@ -206,16 +208,16 @@ class SimulatedFacebook(GraphState):
                 status, doc = exc.status, exc.body()
             if fault and fault.name == "empty_page_with_next" and status == 200 and "data" in doc:
                 # Same position, fresh cursor: the real next page follows this empty one.
-                at = self.cursor_item(params["after"]) if params.get("after") else None
-                nxt = self.link(self.api_base, path, params, after=self.cursor(at))
+                item = self.cursor_item(params["after"]) if params.get("after") else None
+                nxt = self.link(self.api_base, path, params, after=self.cursor(item))
                 doc = {"data": [], "paging": {"cursors": {}, "next": nxt}}
         body = encode(doc)
         if fault and fault.name == "truncated":
             body = body[: len(body) // 2]
         elif fault and fault.name == "invalid_utf8":
-            at = body.find(b'"message":"')
-            at = at + 11 if at >= 0 else len(body) // 2
-            body = body[:at] + b"\xff\xfe\xc3(" + body[at:]
+            cut = body.find(b'"message":"')
+            cut = cut + 11 if cut >= 0 else len(body) // 2
+            body = body[:cut] + b"\xff\xfe\xc3(" + body[cut:]
         return h.send(status, body, {**headers, **self.usage, **extra})
 
     def _rate_limit(self, fault: Fault) -> tuple[int, dict[str, Any], dict[str, str]]:

@@ -1,14 +1,14 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22
 """
 
-from alembic import op
 import sqlalchemy as sa
-import archiver.db.types
+from alembic import op
 
+import archiver.db.types
 
 revision = '0001'
 down_revision = None
