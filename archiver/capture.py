@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .audit import AuditLog
-from .blobstore import BlobStore
+from .blobstore import BlobStore, sha256_hex
 from .clock import Clock
 from .connectors.base import Exchange, Item, Probe, Scope, WalkComplete, WalkFailed
 from .db.engine import Database
@@ -96,13 +97,16 @@ class CaptureSession:
         with self.db.write() as s:
             audit = AuditLog(s)
             plan = self._plan_items(s, scope, items, now) if items else _PagePlan()
-            # Blobs first, in one durable batch (the response and the new item versions), then the rows
-            # that name them, all in this one transaction.
             blob_bytes = [canonical_item_bytes(it.raw) for _, it, _, _ in plan.new_versions]
-            shas = self.blobs.put_many([exchange.body, *blob_bytes])
+            # The blobs (the response and the new item versions) are written and made durable on a
+            # worker thread while the rows that name them are inserted; the transaction commits only
+            # after the blobs are durable, so no row ever names a blob that is not on disk.
+            writer = _BlobWriter(self.blobs, [exchange.body, *blob_bytes])
+            shas = [sha256_hex(b) for b in (exchange.body, *blob_bytes)]
             capture_id = self._store_capture(s, audit, scope, exchange, now, sha=shas[0])
             self._apply_plan(s, audit, plan, blob_bytes, shas[1:], capture_id, now)
             audit.flush()
+            writer.wait()
         seen.update(i.native_id for i in items)
         self.counts.pages += 1
         self.counts.items_seen += len(items)
@@ -275,6 +279,27 @@ class CaptureSession:
                 s.execute(update(Record).where(Record.id == rid).values(**values))
             self._write_events(s, audit, [(rid, "removed", None) for rid in targets], capture_id, now, {})
             audit.flush()
+
+
+class _BlobWriter:
+    """Runs one durable put_many on a thread; wait() returns when done or re-raises its error."""
+
+    def __init__(self, store: BlobStore, blobs: list[bytes]):
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(store, blobs), name="blob-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self, store: BlobStore, blobs: list[bytes]) -> None:
+        try:
+            store.put_many(blobs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            self._error = exc
+
+    def wait(self) -> None:
+        """Block until the blobs are durable; raise what the write raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 @dataclass
