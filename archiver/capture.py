@@ -137,50 +137,85 @@ class CaptureSession:
         return cap.id
 
     def _plan_items(self, s: Session, scope: Scope, items: list[Item], now: datetime) -> _PagePlan:
-        """Compare the page's items with the archive: what is new, edited, hidden, unhidden, restored."""
-        # The same item twice in one page (platform paging overlap) is stored once: last copy wins.
-        by_id: dict[str, Item] = {}
-        for it in items:
-            by_id[it.native_id] = it
+        """Compare the page's items, in order, with the archive: new, edited, hidden, unhidden, restored.
+
+        An item may appear several times in one page (a history page holds every past state of one
+        status; paging overlap repeats items): each occurrence is compared with the state left by the
+        one before it.
+        """
+        nids = list(dict.fromkeys(it.native_id for it in items))
         existing = {r.native_id: r for r in s.execute(
-            select(Record).where(Record.account_id == self.account_id, Record.native_id.in_(list(by_id)))
+            select(Record).where(Record.account_id == self.account_id, Record.native_id.in_(nids))
         ).scalars()}
+        known: dict[str, set[str]] = {}
+        history_ids = [record_id(self.account_name, it.native_id) for it in items
+                       if it.history and it.native_id in existing]
+        if history_ids:
+            for rid, fp in s.execute(select(Version.record_id, Version.fingerprint)
+                                     .where(Version.record_id.in_(history_ids))):
+                known.setdefault(rid, set()).add(fp)
         plan = _PagePlan()
-        for nid, it in by_id.items():
-            rid = record_id(self.account_name, nid)
-            rec = existing.get(nid)
+        states: dict[str, _State] = {}
+        for it in items:
+            rid = record_id(self.account_name, it.native_id)
             fp = it.fingerprint()
-            if rec is None:
-                plan.new_records.append(self._new_record_row(rid, scope, it, fp, now))
+            st = states.get(rid)
+            if st is None and (rec := existing.get(it.native_id)) is not None:
+                st = states[rid] = _State(rec.latest_seq, rec.latest_fingerprint, bool(rec.hidden),
+                                          rec.removed_at is not None, rec.status == "disposed", None,
+                                          known.get(rid, {rec.latest_fingerprint}),
+                                          {a: getattr(rec, a) for a in _FILL_IN})
+            if st is None:
+                row = self._new_record_row(rid, scope, it, fp, now)
+                plan.new_records.append(row)
+                states[rid] = _State(1, fp, row["hidden"], False, False, row, {fp}, {a: row[a] for a in _FILL_IN})
                 plan.new_versions.append((rid, it, 1, fp))
                 plan.events.append((rid, "captured", 1))
-                if it.hidden:
+                if row["hidden"]:
                     plan.events.append((rid, "hidden", None))
                 continue
-            if rec.status == "disposed":
+            if st.disposed:
                 continue  # a destroyed record is not re-captured under the same id
-            changes: dict[str, Any] = {"last_seen_at": now}
-            seq = rec.latest_seq
-            if rec.removed_at is not None:
-                changes["removed_at"] = None
-                plan.events.append((rid, "restored", None))
-            if fp != rec.latest_fingerprint:
-                seq += 1
-                plan.new_versions.append((rid, it, seq, fp))
-                changes.update(latest_seq=seq, latest_fingerprint=fp)
-                plan.events.append((rid, "edited", seq))
-            if bool(it.hidden) != bool(rec.hidden):
-                changes["hidden"] = bool(it.hidden)
-                plan.events.append((rid, "hidden" if it.hidden else "unhidden", None))
-            for attr in ("author", "author_id", "permalink", "created_at"):
+            st.changes["last_seen_at"] = now
+            for attr in _FILL_IN:
                 val = getattr(it, attr)
-                if val is not None and getattr(rec, attr) is None:
-                    changes[attr] = val
-            changes["status"] = derive_status(changes.get("hidden", rec.hidden),
-                                              "removed_at" not in changes and rec.removed_at is not None, seq)
-            if self.series is not None and "removed_at" in changes and self.series.trigger == "removal":
-                changes["disposition_date"] = None
-            plan.updates.append((rid, changes))
+                if val is not None and st.filled[attr] is None:
+                    st.filled[attr] = st.changes[attr] = val
+            if it.history:
+                if fp not in st.known:
+                    st.seq += 1
+                    st.fp = fp
+                    st.known.add(fp)
+                    plan.new_versions.append((rid, it, st.seq, fp))
+                    plan.events.append((rid, "edited", st.seq))
+                continue
+            if st.removed:
+                st.removed = False
+                st.changes["removed_at"] = None
+                plan.events.append((rid, "restored", None))
+                if self.series is not None and self.series.trigger == "removal":
+                    st.changes["disposition_date"] = None
+            if fp != st.fp:
+                st.seq += 1
+                st.fp = fp
+                st.known.add(fp)
+                plan.new_versions.append((rid, it, st.seq, fp))
+                plan.events.append((rid, "edited", st.seq))
+            if bool(it.hidden) != st.hidden:
+                st.hidden = bool(it.hidden)
+                plan.events.append((rid, "hidden" if it.hidden else "unhidden", None))
+        for rid, st in states.items():
+            if st.disposed:
+                continue
+            values = {"latest_seq": st.seq, "latest_fingerprint": st.fp, "hidden": st.hidden,
+                      "status": derive_status(st.hidden, st.removed, st.seq)}
+            if st.changes.get("parent_native_id"):
+                st.changes["parent_id"] = record_id(self.account_name, st.changes["parent_native_id"])
+            if st.new_row is not None:
+                st.new_row.update(values, **{k: v for k, v in st.changes.items()
+                                             if k in _FILL_IN or k == "parent_id"})
+            else:
+                plan.updates.append((rid, {**st.changes, **values}))
         return plan
 
     def _apply_plan(self, s: Session, audit: AuditLog, plan: _PagePlan, blob_bytes: list[bytes],
@@ -300,6 +335,24 @@ class _BlobWriter:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+
+_FILL_IN = ("author", "author_id", "permalink", "created_at", "parent_native_id")
+
+
+@dataclass
+class _State:
+    """A record's state while one page is being compared with it."""
+
+    seq: int
+    fp: str
+    hidden: bool
+    removed: bool
+    disposed: bool
+    new_row: dict[str, Any] | None
+    known: set[str]
+    filled: dict[str, Any]
+    changes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -6,6 +6,7 @@ the harvest-run row and returned, so a scheduler can call it unattended.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -20,9 +21,10 @@ from .archive import Archive
 from .audit import AuditLog
 from .capture import SYSTEM_ACTOR, CaptureSession
 from .config import AccountConfig
-from .connectors.base import Page, WalkComplete, WalkFailed, WalkPlan
+from .connectors.base import Page, SaveState, WalkComplete, WalkFailed, WalkPlan
 from .connectors.http import HttpClient
 from .db.models import Account, HarvestRun
+from .db.types import dumps
 from .errors import ArchiverError, AuthError, BlobError, ConfigError, ConnectorError
 
 log = logging.getLogger(__name__)
@@ -113,7 +115,10 @@ def harvest_account(archive: Archive, acc: AccountConfig, *, trigger: str = "man
     with archive.db.read() as s:
         had_ok = s.execute(select(HarvestRun.id).where(HarvestRun.account_id == account_id,
                                                        HarvestRun.status == "ok").limit(1)).first()
-    plan = WalkPlan(backfill=had_ok is None, since=None if had_ok is None else now - acc.lookback)
+        saved = s.get(Account, account_id).connector_state  # type: ignore[union-attr]
+    plan = WalkPlan(backfill=had_ok is None, since=None if had_ok is None else now - acc.lookback,
+                    state=json.loads(saved) if saved else {})
+    new_state: dict[str, str] | None = None
     with archive.db.write() as s:
         run = HarvestRun(account_id=account_id, started_at=now, status="running", trigger=trigger,
                          backfill=plan.backfill, host=socket.gethostname(), pid=os.getpid())
@@ -136,6 +141,8 @@ def harvest_account(archive: Archive, acc: AccountConfig, *, trigger: str = "man
                 session.conclude(ev, connector.probe)
             elif isinstance(ev, WalkFailed):
                 session.store_failure(ev)
+            elif isinstance(ev, SaveState):
+                new_state = {str(k): str(v) for k, v in ev.values.items()}
         if session.failed_scopes:
             result.status = "partial"
             first = session.failed_scopes[0]
@@ -164,7 +171,7 @@ def harvest_account(archive: Archive, acc: AccountConfig, *, trigger: str = "man
     for k in EVENT_KEYS:
         result.events[k] = c.events.get(k, 0)
     result.duration_s = time.monotonic() - started
-    _finish_run(archive, result)
+    _finish_run(archive, result, account_id, new_state if result.status == "ok" else None)
     log.info("harvest account=%s status=%s new_records=%d new_versions=%d events=%s duration=%.1fs%s",
              acc.name, result.status, result.new_records, result.new_versions,
              ",".join(f"{k}:{v}" for k, v in result.events.items() if v) or "none", result.duration_s,
@@ -172,9 +179,11 @@ def harvest_account(archive: Archive, acc: AccountConfig, *, trigger: str = "man
     return result
 
 
-def _finish_run(archive: Archive, result: RunResult) -> None:
+def _finish_run(archive: Archive, result: RunResult, account_id: int, state: dict[str, str] | None) -> None:
     now = archive.clock.now()
     with archive.db.write() as s:
+        if state is not None:
+            s.execute(update(Account).where(Account.id == account_id).values(connector_state=dumps(state)))
         s.execute(update(HarvestRun).where(HarvestRun.id == result.run_id).values(
             finished_at=now, status=result.status, pages=result.pages, items_seen=result.items_seen,
             new_records=result.new_records, new_versions=result.new_versions, error=result.error,

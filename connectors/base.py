@@ -56,6 +56,10 @@ class Item:
     content: Mapping[str, Any] = field(default_factory=dict)
     # Extra searchable fields (hashtags, mentions, ...), not part of the version.
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # A past state from the platform's edit history (e.g. Mastodon's /history): it becomes a version only
+    # if the archive does not hold that content yet, and it never changes hidden/removed state.
+    # Yield history oldest first, before the current item, and include edited_at so states differ.
+    history: bool = False
 
     def fingerprint(self) -> str:
         """SHA-256 of the version-defining content, used to decide whether this is a new version."""
@@ -116,7 +120,17 @@ class Probe:
     exchange: Exchange | None = None
 
 
-Event = Page | WalkComplete | WalkFailed
+@dataclass(frozen=True)
+class SaveState:
+    """Small per-account values to hand back in the next WalkPlan (e.g. ETag, Last-Modified).
+
+    Saved only when the harvest finishes ok. Never put paging cursors here: they die with their item.
+    """
+
+    values: Mapping[str, str]
+
+
+Event = Page | WalkComplete | WalkFailed | SaveState
 
 
 @dataclass(frozen=True)
@@ -125,6 +139,7 @@ class WalkPlan:
 
     backfill: bool
     since: datetime | None  # start of the lookback window (None with backfill)
+    state: Mapping[str, str] = field(default_factory=dict)  # what the last ok run's SaveState said
 
 
 class Connector(abc.ABC):

@@ -95,3 +95,39 @@ def test_removal_needs_a_complete_walk_and_a_confirming_probe(archive: Archive) 
     with archive.db.read() as s:
         doc = show_record(s, record_id("acct", "p2"))
     assert doc["status"] == "live" and [e["type"] for e in doc["events"]] == ["captured", "removed", "restored"]
+
+
+def test_history_items_add_only_unknown_past_states_in_order(archive: Archive) -> None:
+    """Mastodon-style edit history: oldest first, then the current item; re-reading it adds nothing."""
+    cs = _session(archive)
+    t = [datetime(2026, 10, 1, h, tzinfo=UTC) for h in (1, 2, 3)]
+
+    def state(text: str, at: datetime, history: bool) -> Item:
+        raw = {"content": text, "created_at": at.isoformat()} if history else {"id": "s1", "content": text}
+        return Item(native_id="s1", kind="post", raw=raw, text=text, edited_at=at, history=history,
+                    author=None if history else "PD")
+
+    cs.store_page(FEED, _ex(archive), [state("v one", t[0], True), state("v two", t[1], True)])
+    cs.store_page(FEED, _ex(archive), [state("v two", t[1], False)])
+    rid = record_id("acct", "s1")
+    with archive.db.read() as s:
+        doc = show_record(s, rid)
+    assert [v["text"] for v in doc["versions"]] == ["v one", "v two"]
+    assert doc["author"] == "PD" and doc["status"] == "edited"
+    # A later edit: the whole history comes again; only the new state is added.
+    cs.store_page(FEED, _ex(archive), [state("v one", t[0], True), state("v two", t[1], True),
+                                       state("v three", t[2], True)])
+    cs.store_page(FEED, _ex(archive), [state("v three", t[2], False)])
+    with archive.db.read() as s:
+        doc = show_record(s, rid)
+    assert [v["text"] for v in doc["versions"]] == ["v one", "v two", "v three"]
+    assert [e["type"] for e in doc["events"]] == ["captured", "edited", "edited"]
+
+
+def test_repeated_item_in_one_page_is_compared_in_order(archive: Archive) -> None:
+    cs = _session(archive)
+    cs.store_page(FEED, _ex(archive), [_post("p1", "a"), _post("p1", "a", likes=3), _post("p1", "b")])
+    with archive.db.read() as s:
+        doc = show_record(s, record_id("acct", "p1"))
+    assert [v["text"] for v in doc["versions"]] == ["a", "b"]
+    assert doc["status"] == "edited"

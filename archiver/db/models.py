@@ -51,6 +51,8 @@ class Account(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     platform: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Canonical JSON of the connector's SaveState from the last ok run (ETag, Last-Modified ...).
+    connector_state: Mapped[str | None] = mapped_column(ExactText)
 
 
 class HarvestRun(Base):

@@ -17,12 +17,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table('accounts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('platform', sa.String(length=64), nullable=False),
     sa.Column('created_at', archiver.db.types.UTCDateTime(), nullable=False),
+    sa.Column('connector_state', archiver.db.types.ExactText(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
     sa.UniqueConstraint('name', name=op.f('uq_accounts_name'))
     )
@@ -169,9 +169,7 @@ def upgrade() -> None:
     )
 
 
-
 def downgrade() -> None:
-
     op.drop_table('versions')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_events_record_id'))
@@ -197,4 +195,3 @@ def downgrade() -> None:
     op.drop_table('audit_log')
     op.drop_table('archive_meta')
     op.drop_table('accounts')
-
