@@ -57,6 +57,15 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class SchedulerSettings:
+    """How `archiver run` schedules work."""
+
+    fixity_days: int = 30  # re-verify each blob at least this often (daily sweep)
+    backoff_max: timedelta = timedelta(hours=6)  # longest delay after consecutive failed runs
+    misfire_grace: timedelta = timedelta(minutes=5)  # a run later than this after its time is skipped
+
+
+@dataclass(frozen=True)
 class AccountConfig:
     """One [[accounts]] entry; connector-specific keys are kept in ``options``."""
 
@@ -92,6 +101,7 @@ class Settings:
     storage: StorageSettings
     retention: RetentionSettings
     accounts: tuple[AccountConfig, ...]
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -205,7 +215,7 @@ def settings_from_dict(
     storage = _storage(data["storage"], base)
     retention = _retention(data["retention"])
     accounts = _accounts(data.get("accounts", []), base, retention.default_series, connector_keys)
-    return Settings(config_path, agency, storage, retention, accounts, raw)
+    return Settings(config_path, agency, storage, retention, accounts, scheduler=_scheduler(data["scheduler"]), raw=raw)
 
 
 def _str(sec: str, key: str, value: Any) -> str:
@@ -271,6 +281,24 @@ def _storage(sec: dict[str, Any], base: Path) -> StorageSettings:
     )
 
 
+def _scheduler(sec: dict[str, Any]) -> SchedulerSettings:
+    vals: dict[str, Any] = {}
+    if "fixity_days" in sec:
+        try:
+            vals["fixity_days"] = int(sec["fixity_days"])
+        except (TypeError, ValueError):
+            vals["fixity_days"] = 0
+        if vals["fixity_days"] < 1:
+            raise ConfigError(f"scheduler.fixity_days must be a whole number of days >= 1, not {sec['fixity_days']!r}")
+    for key in ("backoff_max", "misfire_grace"):
+        if key in sec:
+            try:
+                vals[key] = parse_interval(sec[key])
+            except ValueError as exc:
+                raise ConfigError(f"scheduler.{key}: {exc}") from None
+    return SchedulerSettings(**vals)
+
+
 def _retention(sec: dict[str, Any]) -> RetentionSettings:
     sch = sec.get("schedules", [])
     if isinstance(sch, str):
@@ -311,6 +339,12 @@ def _accounts(
                     raise ConfigError(f"{where}.{key}: {exc}") from None
         if "cron" in acc:
             vals["cron"] = _str(where, "cron", acc["cron"])
+            try:
+                from apscheduler.triggers.cron import CronTrigger
+
+                CronTrigger.from_crontab(vals["cron"])
+            except ValueError as exc:
+                raise ConfigError(f"{where}.cron: {vals['cron']!r} is not a crontab expression ({exc})") from None
         if "enabled" in acc:
             if not isinstance(acc["enabled"], bool):
                 raise ConfigError(f"{where}.enabled must be true or false")

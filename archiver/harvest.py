@@ -12,6 +12,7 @@ import os
 import random
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,8 +98,13 @@ def _alive(pid: int) -> bool:
 
 
 def harvest_account(archive: Archive, acc: AccountConfig, *, trigger: str = "manual",
-                    rng: random.Random | None = None) -> RunResult:
-    """Harvest one account now; the outcome is in the returned result and the harvest-run row."""
+                    rng: random.Random | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> RunResult:
+    """Harvest one account now; the outcome is in the returned result and the harvest-run row.
+
+    ``should_stop`` is asked after every stored page: when it says yes the run ends there (status
+    partial, nothing concluded about removals), so a shutdown never leaves half a page behind.
+    """
     started = time.monotonic()
     result = RunResult(account=acc.name, status="failed")
     try:
@@ -137,6 +143,9 @@ def harvest_account(archive: Archive, acc: AccountConfig, *, trigger: str = "man
         for ev in connector.walk(plan):
             if isinstance(ev, Page):
                 session.store_page(ev.scope, ev.exchange, ev.items)
+                if should_stop is not None and should_stop():
+                    session.failed_scopes.append((ev.scope, "stopped: the archiver is shutting down"))
+                    break
             elif isinstance(ev, WalkComplete):
                 session.conclude(ev, connector.probe)
             elif isinstance(ev, WalkFailed):
