@@ -26,10 +26,11 @@ class Database:
     def __init__(self, url: str, echo: bool = False):
         self.url = url
         self.dialect = url.split(":", 1)[0].split("+", 1)[0]
+        self.sqlite_path: Path | None = None
         if self.dialect == "sqlite":
             path = url.split("///", 1)[1] if "///" in url else ""
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self.sqlite_path = Path(path)
             self.engine: Engine = create_engine(url, echo=echo, connect_args={"timeout": 60})
             _sqlite_setup(self.engine)
         else:
@@ -66,6 +67,8 @@ class Database:
 
     def upgrade(self) -> str:
         """Bring the schema to the newest migration; returns the revision."""
+        if self.sqlite_path is not None:
+            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         with self.engine.begin() as conn:
             command.upgrade(self._alembic(conn), "head")
         return self.head()
@@ -85,6 +88,8 @@ class Database:
 
     def check_schema(self) -> None:
         """Refuse to work on a database whose schema is not this version's (clear next step)."""
+        if self.sqlite_path is not None and not self.sqlite_path.exists():
+            raise SchemaOutOfDate(f"no archive database at {self.sqlite_path}: run `archiver init`")
         cur, head = self.current(), self.head()
         if cur is None:
             raise SchemaOutOfDate("the archive database is not initialised: run `archiver init`")
