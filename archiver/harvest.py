@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -74,13 +75,21 @@ def ensure_account(archive: Archive, acc: AccountConfig) -> int:
         return row.id
 
 
+STALE_ELSEWHERE = timedelta(hours=12)
+
+
 def _mark_interrupted(archive: Archive, account_id: int) -> None:
-    """Runs left 'running' by a process on this host that no longer exists were interrupted."""
+    """Runs left 'running' were interrupted if their process on this host is gone, or, for runs of
+    another host (whose processes we cannot see), if they started more than STALE_ELSEWHERE ago."""
     host = socket.gethostname()
+    now = archive.clock.now()
     with archive.db.write() as s:
         for run in s.execute(select(HarvestRun).where(HarvestRun.account_id == account_id,
                                                       HarvestRun.status == "running")).scalars():
-            if run.host == host and run.pid is not None and _alive(run.pid):
+            if run.host == host:
+                if run.pid is not None and _alive(run.pid):
+                    continue
+            elif run.started_at > now - STALE_ELSEWHERE:
                 continue
             run.status = "failed"
             run.finished_at = run.finished_at or archive.clock.now()

@@ -286,3 +286,23 @@ def test_concurrent_same_page_items_in_one_page_are_stored_once(archive, fb, acc
     with archive.db.read() as s:
         counts = Counter(s.execute(select(Record.native_id)).scalars())
     assert max(counts.values()) == 1
+
+
+def test_interrupted_runs_are_marked_only_when_provably_dead(archive, account) -> None:
+    import os
+    import socket
+
+    from archiver.harvest import _mark_interrupted, ensure_account
+
+    aid = ensure_account(archive, account)
+    now = archive.clock.now()
+    with archive.db.write() as s:
+        rows = [HarvestRun(account_id=aid, started_at=now, status="running", host=socket.gethostname(), pid=os.getpid()),
+                HarvestRun(account_id=aid, started_at=now, status="running", host=socket.gethostname(), pid=2 ** 22 + 7),
+                HarvestRun(account_id=aid, started_at=now, status="running", host="other-host", pid=1),
+                HarvestRun(account_id=aid, started_at=now - timedelta(days=2), status="running", host="other-host", pid=1)]
+        s.add_all(rows)
+    _mark_interrupted(archive, aid)
+    with archive.db.read() as s:
+        got = [r.status for r in s.execute(select(HarvestRun).order_by(HarvestRun.id)).scalars()]
+    assert got == ["running", "failed", "running", "failed"]
