@@ -128,7 +128,62 @@ class FeedAdapter:
         self.sim.inject("429", "alerts", retry_after="7")
 
 
-ADAPTERS: dict[str, Any] = {"facebook": FacebookAdapter, "rss": FeedAdapter}
+class MastodonAdapter:
+    """The simulated Mastodon instance (REST API, Link paging, /context threads)."""
+
+    name = "mastodon"
+    can_remove = True
+    min_pages = 3
+
+    def __init__(self, clock: FakeClock):
+        from archiver.simulated.mastodon import SimulatedMastodon
+
+        self.sim = SimulatedMastodon(account_id="109876", token=SECRET, now=clock.now)
+        self.clock = clock
+
+    def __enter__(self) -> MastodonAdapter:
+        self.sim.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sim.stop()
+
+    def account(self) -> AccountConfig:
+        return AccountConfig(name="contract-masto", connector="mastodon", max_wait=timedelta(seconds=60),
+                             options={"instance": self.sim.instance, "account_id": "109876",
+                                      "access_token": "$env:CONTRACT_TOKEN", "page_size": 3})
+
+    def seed(self) -> dict[str, str]:
+        ids = {f"p{i}": self.sim.add_status(f"post {i}", created_at=self.clock.now() - timedelta(hours=20 - i))
+               for i in range(7)}
+        for i in range(7):
+            ids[f"c{i}"] = self.sim.add_status(f"comment {i}", in_reply_to_id=ids["p6"],
+                                               author=("jen@mastodon.social", "Jen"),
+                                               created_at=self.clock.now() - timedelta(hours=5 - i / 2))
+        return ids
+
+    def expected(self) -> int:
+        return 14
+
+    def edit(self, ids: dict[str, str]) -> str:
+        self.sim.edit_status(ids["c2"], "comment 2, edited")
+        return ids["c2"]
+
+    def delete(self, ids: dict[str, str]) -> str:
+        self.sim.delete_status(ids["c4"])
+        return ids["c4"]
+
+    def break_walk(self, ids: dict[str, str]) -> None:
+        self.sim.inject("5xx", path_contains=f"{ids['p6']}/context", times=None)
+
+    def heal(self) -> None:
+        self.sim.clear_faults()
+
+    def rate_limit_once(self) -> None:
+        self.sim.inject("429", path_contains="/accounts/", retry_after="7")
+
+
+ADAPTERS: dict[str, Any] = {"facebook": FacebookAdapter, "mastodon": MastodonAdapter, "rss": FeedAdapter}
 
 
 @pytest.fixture(params=sorted(ADAPTERS))
