@@ -1,29 +1,41 @@
-"""`archiver demo`: a simulated police Facebook page harvested twice, with edits, a hide and a removal.
+"""`archiver demo`: the scheduler archiving three simulated platforms while they change.
 
-Needs no network and no credentials: the platform is a local server this package ships.
+A police Facebook page, a Mastodon account and a Nixle-style alerts feed run as local servers this
+package ships; `archiver run`'s scheduler harvests them every few seconds while residents comment, the
+department edits, a moderator hides a comment, and a comment and a reply are deleted. No network, no
+credentials.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from .archive import Archive
 from .config import load_settings
-from .db.models import Record
-from .harvest import RunResult, harvest_account
-from .records import list_records, show_record
-from .simulated.facebook import SimulatedFacebook, seed_demo
+from .db.models import Account, Event, HarvestRun, Record, Version
+from .errors import UsageError
+from .records import show_record
+from .scheduler import Runner
+from .simulated.facebook import SimulatedFacebook
+from .simulated.facebook import seed_demo as seed_facebook
+from .simulated.feeds import FeedServer
+from .simulated.feeds import seed_demo as seed_feeds
+from .simulated.mastodon import SimulatedMastodon
+from .simulated.mastodon import seed_demo as seed_mastodon
 from .verify import verify_archive
 
 MARKER = ".archiver-demo"
 TOKEN_ENV = "ARCHIVER_DEMO_FB_TOKEN"
 
-CONFIG = """# Written by `archiver demo`: an archive of a simulated police Facebook page.
+CONFIG = """# Written by `archiver demo`: an archive of three simulated platforms.
 [agency]
 name = "Demo Police Department"
 bates_prefix = "DPD"
@@ -36,14 +48,29 @@ blobs = "data/blobs"
 index_dir = "data/index"
 exports_dir = "data/exports"
 
+[scheduler]
+backoff_max = "30s"
+
 [[accounts]]
 name = "dpd-facebook"
 connector = "facebook"
-page_id = "{page_id}"
+page_id = "104729"
 access_token = "$env:{token_env}"
-api_base = "{api_base}"
-every = "15m"
-lookback = "30d"
+api_base = "{fb}"
+every = "2s"
+
+[[accounts]]
+name = "dpd-mastodon"
+connector = "mastodon"
+instance = "{masto}"
+account_id = "109876"
+every = "3s"
+
+[[accounts]]
+name = "dpd-alerts"
+connector = "rss"
+url = "{feed}"
+every = "4s"
 """
 
 
@@ -51,18 +78,45 @@ def prepare_dir(path: Path) -> None:
     """Start from an empty demo directory; never delete a directory the demo did not make."""
     if path.exists() and any(path.iterdir()):
         if not (path / MARKER).exists():
-            from .errors import UsageError
-
             raise UsageError(f"{path} exists and was not made by `archiver demo`: choose another --dir")
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     (path / MARKER).write_text("made by archiver demo; safe to delete\n")
 
 
-def _summary(r: RunResult) -> str:
-    ev = ", ".join(f"{k} {v}" for k, v in r.events.items() if v) or "no changes"
-    return (f"  run {r.run_id}: {r.status}; {r.pages} API pages, {r.items_seen} items seen, "
-            f"{r.new_records} new records, {r.new_versions} new versions; events: {ev}")
+class _RunPrinter:
+    """Prints each harvest run once it has finished (the scheduler's log, in plain words)."""
+
+    def __init__(self, runner: Runner, say: Callable[[str], None]):
+        self.runner, self.say, self.seen = runner, say, set[int]()
+        self.t0 = time.monotonic()
+
+    def poll(self) -> None:
+        with self.runner.archive.db.read() as s:
+            rows = s.execute(select(HarvestRun, Account.name).join(Account, Account.id == HarvestRun.account_id)
+                             .where(HarvestRun.status != "running").order_by(HarvestRun.id)).all()
+        for run, name in rows:
+            if run.id in self.seen:
+                continue
+            self.seen.add(run.id)
+            ev = ", ".join(f"{k} {getattr(run, k)}" for k in ("edited", "hidden", "unhidden", "removed", "restored")
+                           if getattr(run, k)) or "no changes"
+            self.say(f"  [{time.monotonic() - self.t0:5.1f}s] {name:<13} run {run.id:>2}: {run.status}; "
+                     f"{run.new_records} new records, {run.new_versions} new versions; {ev}")
+
+    def wait_for_runs_after(self, moment: datetime, names: list[str], timeout: float = 60) -> None:
+        """Poll until every named account has finished a run that started after ``moment``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            with self.runner.archive.db.read() as s:
+                done = set(s.execute(select(Account.name).join(HarvestRun, HarvestRun.account_id == Account.id)
+                                     .where(HarvestRun.started_at > moment, HarvestRun.status != "running"))
+                           .scalars())
+            if set(names) <= done:
+                return
+            time.sleep(0.25)
+        raise TimeoutError("the scheduled harvests did not come round in time")
 
 
 def run_demo(directory: Path, say: Callable[[str], None] = print) -> int:
@@ -71,61 +125,111 @@ def run_demo(directory: Path, say: Callable[[str], None] = print) -> int:
     prepare_dir(directory)
     token = "demo-page-token-" + os.urandom(6).hex()
     os.environ[TOKEN_ENV] = token
-    with SimulatedFacebook(page_id="104729", token=token) as fb:
-        seed_demo(fb)
+    names = ["dpd-facebook", "dpd-mastodon", "dpd-alerts"]
+    with ExitStack() as stack:
+        fb = stack.enter_context(SimulatedFacebook(page_id="104729", token=token))
+        masto = stack.enter_context(SimulatedMastodon(account_id="109876"))
+        feeds = stack.enter_context(FeedServer())
+        seed_facebook(fb)
+        seed_mastodon(masto)
+        guids = seed_feeds(feeds)
         cfg = directory / "archiver.toml"
-        cfg.write_text(CONFIG.format(page_id="104729", token_env=TOKEN_ENV, api_base=fb.api_base))
-        settings = load_settings(cfg)
-        with Archive(settings) as arch:
+        cfg.write_text(CONFIG.format(token_env=TOKEN_ENV, fb=fb.api_base, masto=masto.instance,
+                                     feed=feeds.url_for("alerts")))
+        say("Simulated platforms (local servers, no network):")
+        say(f"  Facebook page   {fb.api_base}\n  Mastodon        {masto.instance}\n  Nixle-style RSS {feeds.url_for('alerts')}")
+        say(f"Archive: {directory}  (SQLite + local blobs)\n")
+        from .archive import Archive
+
+        with Archive(load_settings(cfg)) as arch:
             arch.init()
-            acc = settings.account("dpd-facebook")
-            say(f"Simulated Facebook page at {fb.api_base}; archive in {directory}")
-            say("\n1. First harvest (backfill of the whole page):")
-            r1 = harvest_account(arch, acc)
-            say(_summary(r1))
-            with arch.db.read() as s:
-                rows = list(list_records(s))
-            counts = {k: sum(1 for r in rows if r["kind"] == k) for k in ("post", "comment", "reply")}
-            say(f"  archived: {counts['post']} posts, {counts['comment']} comments, {counts['reply']} replies")
+        runner = Runner(lambda: load_settings(cfg))
+        printer = _RunPrinter(runner, say)
+        say("1. The scheduler starts: every account is harvested at once, then every 2-4 seconds.")
+        runner.start()
+        try:
+            printer.wait_for_runs_after(datetime(2000, 1, 1, tzinfo=UTC), names)
+            say("\n2. On the platforms: the department edits a Facebook post and a Mastodon status,")
+            say("   a resident edits a comment and another adds one, an alert is updated and one added.")
+            changed = _first_changes(fb, masto, feeds, guids)
+            moment = datetime.now(UTC)
+            printer.wait_for_runs_after(moment, names)
+            say("\n3. A moderator hides a Facebook comment; a comment and a Mastodon reply are deleted.")
+            changed += _second_changes(fb, masto)
+            moment = datetime.now(UTC)
+            printer.wait_for_runs_after(moment, names)
+        finally:
+            say("\n4. Stopping the scheduler (running harvests finish their page first).")
+            runner.stop()
+            printer.poll()
 
-            say("\n2. On the page: a post is edited, a comment edited, one hidden by a moderator, one deleted,")
-            say("   and a resident adds a new comment.")
-            changed = _change_page(fb, say)
-
-            say("\n3. Second harvest (re-walks the 30-day lookback window):")
-            r2 = harvest_account(arch, acc)
-            say(_summary(r2))
-            say("\n4. What the archive now shows for the changed items:")
-            with arch.db.read() as s:
-                for native_id in changed:
-                    rid = s.execute(select(Record.id).where(Record.native_id == native_id)).scalar_one()
-                    doc = show_record(s, rid)
-                    say(f"  {doc['record_id']} {doc['kind']} by {doc['author']}: status {doc['status']}, "
-                        f"events {', '.join(e['type'] for e in doc['events'])}")
-                    for v in doc["versions"]:
-                        text = (v["text"] or "").replace("\n", " ")
-                        shown = text if len(text) <= 110 else text[:40] + " ... " + text[-65:]
-                        say(f"      v{v['seq']} sha256 {v['sha256'][:16]}...  {shown!r}")
-            rep = verify_archive(arch)
-            say(f"\n5. verify: {rep.blobs_checked} blobs re-hashed, {len(rep.blobs_bad)} bad; "
-                f"audit chain of {rep.audit_entries} entries {'intact' if rep.audit_ok else 'BROKEN'}")
-    say("\nExplore it yourself (the simulated page has stopped; the archive stays):")
-    say(f"  .venv/bin/archiver --config {cfg} list --status removed")
-    say(f"  .venv/bin/archiver --config {cfg} show <record_id> --json")
-    say(f"  .venv/bin/archiver --config {cfg} verify")
-    ok = r1.status == "ok" and r2.status == "ok" and rep.ok
-    return 0 if ok else 1
+    return _summary(cfg, changed, say)
 
 
-def _change_page(fb: SimulatedFacebook, say: Callable[[str], None]) -> list[str]:
-    """Make the changes the second harvest must find; returns the native ids to show."""
+def _first_changes(fb: SimulatedFacebook, masto: SimulatedMastodon, feeds: FeedServer,
+                   guids: list[str]) -> list[tuple[str, str]]:
     post = fb.demo_ids["edited_post"]
     fb.edit_post(post, (fb.post_message(post) or "") + "\n\nUPDATE: All lanes of Main St. have reopened.")
-    edited = fb.demo_ids["edited_comment"]
-    fb.edit_comment(edited, "Thank you officers (edited: and the fire department too!)")
-    hidden = fb.demo_ids["hidden_comment"]
-    fb.hide_comment(hidden)
-    deleted = fb.demo_ids["deleted_comment"]
-    fb.delete_comment(deleted)
+    comment = fb.demo_ids["edited_comment"]
+    fb.edit_comment(comment, "Thank you officers (edited: and the fire department too!)")
     new = fb.add_comment(post, "Glad everyone is OK.", author=("u-new", "Pat Resident"))
-    return [post, edited, hidden, deleted, new]
+    status = masto.demo_ids["edited_status"]
+    masto.edit_status(status, (masto.status_text(status) or "") + " Update: the event is moved indoors.")
+    feeds.edit_item("alerts", guids[0], summary="<p>UPDATE: the road has reopened. Thank you for your patience.</p>")
+    feeds.add_item("alerts", guid="nixle-alert-9810499", title="Shelter in place lifted - Andover PD",
+                   summary="<p>The shelter-in-place order for the Meadowlark area is lifted.</p>",
+                   link="https://local.nixle.com/alert/9810499/", published=feeds.now())
+    return [("dpd-facebook", post), ("dpd-facebook", comment), ("dpd-facebook", new),
+            ("dpd-mastodon", status), ("dpd-alerts", guids[0])]
+
+
+def _second_changes(fb: SimulatedFacebook, masto: SimulatedMastodon) -> list[tuple[str, str]]:
+    hidden, deleted = fb.demo_ids["hidden_comment"], fb.demo_ids["deleted_comment"]
+    fb.hide_comment(hidden)
+    fb.delete_comment(deleted)
+    reply = masto.demo_ids["deleted_reply"]
+    masto.delete_status(reply)
+    return [("dpd-facebook", hidden), ("dpd-facebook", deleted), ("dpd-mastodon", reply)]
+
+
+def _summary(cfg: Path, changed: list[tuple[str, str]], say: Callable[[str], None]) -> int:
+    from .archive import Archive
+
+    with Archive.open(load_settings(cfg)) as arch:
+        say("\n5. Summary")
+        with arch.db.read() as s:
+            runs = Counter(s.execute(select(Account.name, HarvestRun.status)
+                                     .join(HarvestRun, HarvestRun.account_id == Account.id)).all())
+            kinds = Counter(s.execute(select(Account.name, Record.kind).join(Record, Record.account_id == Account.id)).all())
+            versions = dict(s.execute(select(Account.name, func.count()).join(Record, Record.account_id == Account.id)
+                                      .join(Version, Version.record_id == Record.id).group_by(Account.name)).all())
+            events = Counter(s.execute(select(Account.name, Event.type).join(Record, Record.account_id == Account.id)
+                                       .join(Event, Event.record_id == Record.id)).all())
+            for name in ("dpd-facebook", "dpd-mastodon", "dpd-alerts"):
+                r = ", ".join(f"{n} {st}" for (a, st), n in sorted(runs.items()) if a == name)
+                k = ", ".join(f"{n} {'replies' if kind == 'reply' else kind + 's'}"
+                              for (a, kind), n in sorted(kinds.items()) if a == name)
+                e = ", ".join(f"{t} {n}" for (a, t), n in sorted(events.items()) if a == name and t != "captured")
+                say(f"  {name:<13} runs: {r}\n  {'':<13} records: {k}; versions {versions.get(name, 0)}; "
+                    f"events: {e or 'none'}")
+            say("\n   The changed items, as the archive now holds them:")
+            for account, native_id in changed:
+                rid = s.execute(select(Record.id).join(Account, Account.id == Record.account_id)
+                                .where(Account.name == account, Record.native_id == native_id)).scalar_one()
+                doc = show_record(s, rid)
+                say(f"  {doc['record_id']} {account} {doc['kind']} by {doc['author']}: status {doc['status']} "
+                    f"(events: {', '.join(e['type'] for e in doc['events'])})")
+                for v in doc["versions"]:
+                    text = (v["text"] or "").replace("\n", " ")
+                    shown = text if len(text) <= 100 else text[:35] + " ... " + text[-60:]
+                    say(f"      v{v['seq']} sha256 {v['sha256'][:16]}...  {shown!r}")
+        rep = verify_archive(arch)
+        say(f"\n6. verify: {rep.blobs_checked} blobs re-hashed, {len(rep.blobs_bad)} bad; "
+            f"audit chain of {rep.audit_entries} entries {'intact' if rep.audit_ok else 'BROKEN'}")
+        with arch.db.read() as s:
+            bad_runs = s.execute(select(func.count()).select_from(HarvestRun)
+                                 .where(HarvestRun.status == "failed")).scalar_one()
+    say("\nExplore it yourself (the simulated platforms have stopped; the archive stays):")
+    for cmd in ("status", "list --status removed", "show <record_id> --json", "verify"):
+        say(f"  .venv/bin/archiver --config {cfg} {cmd}")
+    return 0 if rep.ok and bad_runs == 0 else 1
