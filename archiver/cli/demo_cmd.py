@@ -15,7 +15,11 @@ def attach(group: click.Group) -> None:
     @click.option("--dir", "directory", default="demo-archive", show_default=True, type=click.Path(),
                   help="Where to build the demo archive (re-created on each run).")
     def demo(directory: str) -> None:
-        """Harvest a simulated police Facebook page twice and show edits, hides and removals.
+        """Run the scheduler over three simulated platforms while they change; show what was archived.
+
+        A Facebook page, a Mastodon account and an alerts feed run as local servers (no network, no
+        credentials); posts and comments are edited, hidden and deleted while harvests run every few
+        seconds, and the demo ends with a summary and a verify of the new archive.
 
         \b
         Example:
