@@ -11,10 +11,16 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from archiver.errors import ConfigError, RateLimited
+
+if TYPE_CHECKING:
+    from .http import RetryPolicy
 
 Kind = Literal["post", "comment", "reply"]
 KINDS: tuple[str, ...] = ("post", "comment", "reply")
@@ -168,3 +174,88 @@ class Connector(abc.ABC):
     def probe(self, kind: str, native_id: str) -> Probe:
         """Fetch one item to confirm it is gone; platforms that cannot confirm say 'gone'."""
         return Probe(native_id=native_id, gone=True)
+
+
+# -- shared by the HTTP connectors -------------------------------------------------------------------------
+class WalkError(Exception):
+    """A scope's walk cannot go on; carries the response that showed it, when there was one, and the
+    platform's error code, when it gave one."""
+
+    def __init__(self, message: str, exchange: Exchange | None = None, code: int | None = None):
+        super().__init__(message)
+        self.exchange = exchange
+        self.code = code
+
+
+class HttpConnector(Connector):
+    """A Connector that walks an HTTP API through ``self.http`` (an HttpClient), retrying with ``policy``.
+
+    Rate-limit pauses count against ``max_wait`` (seconds) in ``_waited``; a subclass sets all three.
+    """
+
+    policy: RetryPolicy
+    max_wait: float
+    _waited: float = 0.0
+
+    def _scrub(self, text: str) -> str:
+        return self.http.scrub(text)  # type: ignore[no-any-return]
+
+    def _log(self) -> logging.Logger:
+        return logging.getLogger(type(self).__module__)  # the connector's own logger
+
+    def _failed(self, scope: Scope, exc: WalkError, what: str | None = None) -> WalkFailed:
+        """WalkFailed for ``scope`` (logged): the account, the scope, what was being read, the error."""
+        msg = self._scrub(f"account {self.account.name}: {scope.label()}: {what + ': ' if what else ''}{exc}")
+        self._log().warning(msg)
+        return WalkFailed(scope, msg, exc.exchange)
+
+    def _malformed(self, ex: Exchange, problem: str) -> str:
+        return f"malformed response from {ex.url} (HTTP {ex.status}): {problem}"
+
+    def _backoff(self, attempt: int, why: str) -> None:
+        """Sleep before retry ``attempt`` (1-based) of a transient failure."""
+        delay = self.policy.delay(attempt - 1, self.http.rng)
+        self._log().info(self._scrub(f"account {self.account.name}: {why}; retry {attempt} in {delay:.1f} s"))
+        self.clock.sleep(delay)
+
+    def _check_wait(self, wait: float, platform: str, why: str) -> None:
+        """RateLimited when a rate-limit wait of ``wait`` s would take the pauses beyond max_wait."""
+        if self._waited + wait > self.max_wait:
+            raise RateLimited(self._scrub(
+                f"account {self.account.name}: {platform} rate limit ({why}) asks for a wait of {wait:.0f} s, "
+                f"beyond max_wait {self.max_wait:.0f} s ({self._waited:.0f} s already waited); the next "
+                "harvest continues"
+            ))
+
+    def _sleep(self, seconds: float) -> None:
+        """A pause that counts against max_wait."""
+        self._waited += seconds
+        self.clock.sleep(seconds)
+
+
+def int_option(account: Any, key: str, default: int, low: int, high: int | None = None, *,
+               must: str | None = None) -> int:
+    """The account option ``key`` as a whole number from ``low`` to ``high`` (None: no upper bound).
+
+    ConfigError otherwise, saying what it ``must`` be (default: "a whole number from LOW to HIGH").
+    """
+    try:
+        value = int(account.option(key, default))
+    except (TypeError, ValueError):
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        must = must or f"a whole number from {low} to {high}"
+        raise ConfigError(f"accounts[{account.name}].{key} must be {must}")
+    return value
+
+
+def decode_json(body: bytes) -> tuple[Any, str | None]:
+    """(the JSON value of a UTF-8 body, None) or (None, what is wrong with the body)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"body is not valid UTF-8 (byte {exc.start})"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"body is not valid JSON ({exc.msg} at char {exc.pos} of {len(text)})"

@@ -16,7 +16,21 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from archiver.errors import AuthError, ConfigError, MalformedResponse, RateLimited, TransientError
 
-from .base import Connector, Event, Exchange, Item, Page, Probe, Scope, WalkComplete, WalkFailed, WalkPlan
+from .base import (
+    Event,
+    Exchange,
+    HttpConnector,
+    Item,
+    Page,
+    Probe,
+    Scope,
+    WalkComplete,
+    WalkError,
+    WalkFailed,
+    WalkPlan,
+    decode_json,
+    int_option,
+)
 from .http import HttpClient, RetryPolicy, header, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -45,16 +59,7 @@ NO_MODERATE = (
 _HASHTAG_RE = re.compile(r"(?<![\w&])#(\w+)")
 
 
-class _Failure(Exception):
-    """A scope's walk cannot go on; carries the response that showed it, when there was one."""
-
-    def __init__(self, message: str, exchange: Exchange | None = None, code: int | None = None):
-        super().__init__(message)
-        self.exchange = exchange
-        self.code = code
-
-
-class FacebookConnector(Connector):
+class FacebookConnector(HttpConnector):
     """Walks a Facebook Page's feed and comment threads through the Graph API."""
 
     name: ClassVar[str] = "facebook"
@@ -81,12 +86,7 @@ class FacebookConnector(Connector):
         if not self.page_id:
             raise ConfigError(f"accounts[{account.name}].page_id is required by the 'facebook' connector")
         self.api_base = str(account.option("api_base", "https://graph.facebook.com/v21.0")).rstrip("/")
-        try:
-            self.page_size = int(account.option("page_size", 100))
-        except (TypeError, ValueError):
-            self.page_size = 0
-        if not 1 <= self.page_size <= 100:
-            raise ConfigError(f"accounts[{account.name}].page_size must be a whole number from 1 to 100")
+        self.page_size = int_option(account, "page_size", 100, 1, 100)
         self.policy: RetryPolicy = getattr(http, "retry_policy", None) or RetryPolicy()
         self.max_wait = account.max_wait.total_seconds()
         self._waited = 0.0  # rate-limit and usage pauses so far, against max_wait
@@ -107,7 +107,7 @@ class FacebookConnector(Connector):
             try:
                 ex, data, url = self._page(url, params, seen_urls)
                 posts = tuple(self._post(obj, ex) for obj in data)
-            except _Failure as exc:
+            except WalkError as exc:
                 yield self._failed(feed, exc)
                 return  # no feed, no trustworthy list of threads: stop this walk
             params = None  # paging.next carries every parameter
@@ -137,9 +137,9 @@ class FacebookConnector(Connector):
             try:
                 ex, data, url = self._page(url, params, seen_urls)
                 if not all(isinstance(obj, dict) for obj in data):
-                    raise _Failure(self._malformed(ex, "a comment that is not a JSON object"), ex)
+                    raise WalkError(self._malformed(ex, "a comment that is not a JSON object"), ex)
                 items = [self._comment(obj, post_id, ex) for obj in data if "id" in obj]
-            except _Failure as exc:
+            except WalkError as exc:
                 yield self._failed(scope, exc)
                 return
             params = None
@@ -159,29 +159,24 @@ class FacebookConnector(Connector):
     ) -> tuple[Exchange, list[Any], str | None]:
         """Fetch one page of an edge: (exchange, data, next URL or None)."""
         if url in seen_urls:
-            raise _Failure("paging.next points back at a page already fetched (paging loop)")
+            raise WalkError("paging.next points back at a page already fetched (paging loop)")
         seen_urls.add(url)
         ex, doc = self._call(url, params)
         data = doc.get("data")
         if not isinstance(data, list):
-            raise _Failure(self._malformed(ex, "the response has no 'data' list"), ex)
+            raise WalkError(self._malformed(ex, "the response has no 'data' list"), ex)
         paging = doc.get("paging")
         nxt = paging.get("next") if isinstance(paging, dict) else None
         if nxt is not None and not (isinstance(nxt, str) and _same_origin(nxt, self.api_base)):
             # The next link is sent with the token in it: only ever follow it to the API we were given.
-            raise _Failure(self._malformed(ex, "paging.next is not a URL on the configured api_base"), ex)
+            raise WalkError(self._malformed(ex, "paging.next is not a URL on the configured api_base"), ex)
         return ex, data, nxt or None
-
-    def _failed(self, scope: Scope, exc: _Failure) -> WalkFailed:
-        msg = self._scrub(f"account {self.account.name}: {scope.label()}: {exc}")
-        log.warning(msg)
-        return WalkFailed(scope, msg, exc.exchange)
 
     # -- one request, with retries and rate-limit waits -------------------------------------------------
     def _call(self, url: str, params: Mapping[str, Any] | None) -> tuple[Exchange, dict[str, Any]]:
         """GET a Graph API URL; returns the exchange and its JSON object, or raises.
 
-        Raises AuthError (token rejected), RateLimited (waiting would exceed max_wait) or _Failure
+        Raises AuthError (token rejected), RateLimited (waiting would exceed max_wait) or WalkError
         (transient errors outlasted the retries, malformed response, any other Graph error).
         """
         # Next links come from the stored (redacted) body, so their access_token is the marker: drop it
@@ -196,18 +191,18 @@ class FacebookConnector(Connector):
             except TransientError as exc:
                 transient += 1
                 if transient >= self.policy.max_attempts:
-                    raise _Failure(f"{exc} (gave up after {transient} attempts)") from None
+                    raise WalkError(f"{exc} (gave up after {transient} attempts)") from None
                 self._backoff(transient, str(exc))
                 continue
             except MalformedResponse as exc:
-                raise _Failure(str(exc)) from None
+                raise WalkError(str(exc)) from None
             self._read_usage(ex)
             doc, problem = _decode(ex.body)
             err = doc.get("error") if isinstance(doc, dict) else None
             if ex.status == 200 and problem is None and not err:
                 return ex, doc  # type: ignore[return-value]
             if ex.status == 200 and problem is not None:
-                raise _Failure(self._malformed(ex, problem), ex)
+                raise WalkError(self._malformed(ex, problem), ex)
             err = err if isinstance(err, dict) else {}
             code, subcode = _int(err.get("code")), _int(err.get("error_subcode"))
             what = _describe(ex, err, code)
@@ -216,12 +211,7 @@ class FacebookConnector(Connector):
             if code in RATE_LIMIT_CODES or ex.status == 429:
                 wait = self._rate_limit_wait(ex, limited)
                 limited += 1
-                if self._waited + wait > self.max_wait:
-                    raise RateLimited(self._scrub(
-                        f"account {self.account.name}: Facebook rate limit ({what}) asks for a wait of "
-                        f"{wait:.0f} s, beyond max_wait {self.max_wait:.0f} s ({self._waited:.0f} s "
-                        "already waited); the next harvest continues"
-                    ))
+                self._check_wait(wait, "Facebook", what)
                 log.info(self._scrub(f"account {self.account.name}: rate limited ({what}); waiting {wait:.1f} s"))
                 self._throttle = 0.0  # this wait already is the slow-down the usage headers ask for
                 self._sleep(wait)
@@ -229,20 +219,10 @@ class FacebookConnector(Connector):
             if code in TRANSIENT_CODES or ex.status >= 500 or err.get("is_transient") is True:
                 transient += 1
                 if transient >= self.policy.max_attempts:
-                    raise _Failure(f"{what} (gave up after {transient} attempts)", ex, code)
+                    raise WalkError(f"{what} (gave up after {transient} attempts)", ex, code)
                 self._backoff(transient, what)
                 continue
-            raise _Failure(what, ex, code)
-
-    def _backoff(self, attempt: int, why: str) -> None:
-        delay = self.policy.delay(attempt - 1, self.http.rng)
-        log.info(self._scrub(f"account {self.account.name}: {why}; retry {attempt} in {delay:.1f} s"))
-        self.clock.sleep(delay)
-
-    def _sleep(self, seconds: float) -> None:
-        """A pause that counts against max_wait."""
-        self._waited += seconds
-        self.clock.sleep(seconds)
+            raise WalkError(what, ex, code)
 
     def _rate_limit_wait(self, ex: Exchange, attempt: int) -> float:
         """Retry-After (either form), else the usage header's regain time, else backoff."""
@@ -311,16 +291,10 @@ class FacebookConnector(Connector):
             f"new Page access token and update {ref}"
         )
 
-    def _malformed(self, ex: Exchange, problem: str) -> str:
-        return f"malformed response from {ex.url} (HTTP {ex.status}): {problem}"
-
-    def _scrub(self, text: str) -> str:
-        return self.http.scrub(text)
-
     # -- items -----------------------------------------------------------------------------------------
     def _post(self, obj: Any, ex: Exchange) -> Item:
         if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-            raise _Failure(self._malformed(ex, "a post without an id"), ex)
+            raise WalkError(self._malformed(ex, "a post without an id"), ex)
         text = obj.get("message") if obj.get("message") is not None else obj.get("story")
         atts = obj.get("attachments")
         return self._item(obj, "post", None, text, _attachments(atts.get("data") if isinstance(atts, dict) else None), ex)
@@ -337,11 +311,11 @@ class FacebookConnector(Connector):
 
     def _item(self, obj: dict[str, Any], kind: Any, parent: str | None, text: Any, atts: list[Any],
               ex: Exchange) -> Item:
-        author = obj.get("from") if isinstance(obj.get("from"), dict) else {}
+        author = obj["from"] if isinstance(obj.get("from"), dict) else {}
         try:
             created = parse_fb_time(obj.get("created_time"))
         except ValueError as exc:
-            raise _Failure(self._malformed(ex, f"item {obj.get('id')}: {exc}"), ex) from None
+            raise WalkError(self._malformed(ex, f"item {obj.get('id')}: {exc}"), ex) from None
         return Item(
             native_id=str(obj["id"]),
             kind=kind,
@@ -365,7 +339,7 @@ class FacebookConnector(Connector):
         """GET the object: code 100 or HTTP 404 proves it gone; anything else proves nothing."""
         try:
             ex, doc = self._call(f"{self.api_base}/{native_id}", {"fields": "id"})
-        except _Failure as exc:
+        except WalkError as exc:
             gone = exc.exchange is not None and (exc.code == GONE_CODE or exc.exchange.status == 404)
             return Probe(native_id=native_id, gone=gone, exchange=exc.exchange)
         except RateLimited:
@@ -394,17 +368,10 @@ def parse_fb_time(value: Any) -> datetime | None:
 
 def _decode(body: bytes) -> tuple[Any, str | None]:
     """(parsed JSON object, None) or (None, what is wrong with the body)."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, f"body is not valid UTF-8 (byte {exc.start})"
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        return None, f"body is not valid JSON ({exc.msg} at char {exc.pos} of {len(text)})"
-    if not isinstance(doc, dict):
+    doc, problem = decode_json(body)
+    if problem is None and not isinstance(doc, dict):
         return None, "body is not a JSON object"
-    return doc, None
+    return doc, problem
 
 
 def _describe(ex: Exchange, err: Mapping[str, Any], code: int | None) -> str:
@@ -421,7 +388,7 @@ def _attachments(data: Any) -> list[dict[str, Any]]:
     for att in data if isinstance(data, list) else ():
         if not isinstance(att, dict):
             continue
-        target = att.get("target") if isinstance(att.get("target"), dict) else {}
+        target = att["target"] if isinstance(att.get("target"), dict) else {}
         out.append({
             "type": att.get("type"),
             "target_id": target.get("id"),

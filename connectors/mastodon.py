@@ -20,7 +20,6 @@ See PLATFORMS.md (Mastodon). Decisions:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter
@@ -33,7 +32,21 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from archiver.errors import AuthError, ConfigError, MalformedResponse, RateLimited, TransientError
 
-from .base import Connector, Event, Exchange, Item, Page, Probe, Scope, WalkComplete, WalkFailed, WalkPlan
+from .base import (
+    Event,
+    Exchange,
+    HttpConnector,
+    Item,
+    Page,
+    Probe,
+    Scope,
+    WalkComplete,
+    WalkError,
+    WalkFailed,
+    WalkPlan,
+    decode_json,
+    int_option,
+)
 from .http import REDACTED_TEXT, SECRET_PARAMS, HttpClient, RetryPolicy, header, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -45,15 +58,10 @@ _LINK_RE = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
 _REL_RE = re.compile(r'rel\s*=\s*"?([^";]+)"?', re.I)
 
 
-class _Failure(Exception):
-    """A scope's walk cannot go on; carries the response that showed it, when there was one."""
-
-    def __init__(self, message: str, exchange: Exchange | None = None):
-        super().__init__(message)
-        self.exchange = exchange
+_Failure = WalkError  # the name this module's error had before WalkError; tests still use it
 
 
-class MastodonConnector(Connector):
+class MastodonConnector(HttpConnector):
     """Walks a Mastodon account's statuses and the replies under them through the client API."""
 
     name: ClassVar[str] = "mastodon"
@@ -82,12 +90,7 @@ class MastodonConnector(Connector):
         self.account_id = str(account.option("account_id") or "")
         if not _ID_RE.match(self.account_id):
             raise ConfigError(f"{where}.account_id must be the account's numeric id (a string of digits)")
-        try:
-            self.page_size = int(account.option("page_size", MAX_PAGE))
-        except (TypeError, ValueError):
-            self.page_size = 0
-        if not 1 <= self.page_size <= MAX_PAGE:
-            raise ConfigError(f"{where}.page_size must be a whole number from 1 to {MAX_PAGE}")
+        self.page_size = int_option(account, "page_size", MAX_PAGE, 1, MAX_PAGE)
         self.policy: RetryPolicy = getattr(http, "retry_policy", None) or RetryPolicy()
         self.max_wait = account.max_wait.total_seconds()
         self._waited = 0.0
@@ -109,8 +112,8 @@ class MastodonConnector(Connector):
                 ex, data, url = self._list_page(url, params)
                 posts = [self._status(obj, ex, "post", _str(obj.get("in_reply_to_id"))) for obj in data]
                 if oldest is not None and posts and compare_ids(posts[0].native_id, oldest) >= 0:
-                    raise _Failure(self._malformed(ex, "the next page is not older than the last one"), ex)
-            except _Failure as exc:
+                    raise WalkError(self._malformed(ex, "the next page is not older than the last one"), ex)
+            except WalkError as exc:
                 yield self._failed(feed, exc)
                 return  # no trustworthy list of statuses: stop this walk
             params = None  # the Link header's URL carries every parameter
@@ -142,10 +145,10 @@ class MastodonConnector(Connector):
             desc = doc.get("descendants") if isinstance(doc, dict) else None
             if not isinstance(desc, list) or not all(isinstance(d, dict) and isinstance(d.get("id"), str)
                                                      for d in desc):
-                raise _Failure(self._malformed(ex, "the context has no 'descendants' list of statuses"), ex)
+                raise WalkError(self._malformed(ex, "the context has no 'descendants' list of statuses"), ex)
             theirs = [d for d in desc if _str(_obj(d.get("account")).get("id")) != self.account_id]
             items = [self._status(d, ex, *_kind(d, post_id)) for d in theirs]
-        except _Failure as exc:
+        except WalkError as exc:
             yield self._failed(scope, exc)
             return
         ok = True
@@ -192,9 +195,9 @@ class MastodonConnector(Connector):
             try:
                 ex, doc = self._call(f"{self.instance}/api/v1/statuses/{item.native_id}/history", None)
                 if not isinstance(doc, list) or not all(isinstance(e, dict) for e in doc):
-                    raise _Failure(self._malformed(ex, "the edit history is not a list of objects"), ex)
+                    raise WalkError(self._malformed(ex, "the edit history is not a list of objects"), ex)
                 states = [self._history_item(entry, i, item, ex) for i, entry in enumerate(doc)]
-            except _Failure as exc:
+            except WalkError as exc:
                 yield self._failed(scope, exc, f"edit history of status {item.native_id}")
                 continue
             yield Page(scope, ex, tuple(states))
@@ -202,22 +205,17 @@ class MastodonConnector(Connector):
     def _list_page(self, url: str, params: Mapping[str, Any] | None) -> tuple[Exchange, list[Any], str | None]:
         ex, doc = self._call(url, params)
         if not isinstance(doc, list) or not all(isinstance(s, dict) for s in doc):
-            raise _Failure(self._malformed(ex, "the response is not a JSON list of statuses"), ex)
+            raise WalkError(self._malformed(ex, "the response is not a JSON list of statuses"), ex)
         nxt = link_next(header(ex.headers, "Link"))
         if nxt is not None:
             nxt = _clean_url(nxt, SECRET_PARAMS)  # the token goes in a header, never in a URL
             if urlsplit(nxt)[:2] != urlsplit(self.instance)[:2] or REDACTED_TEXT in nxt:
-                raise _Failure(self._malformed(ex, "the Link header's next URL is not on the instance"), ex)
+                raise WalkError(self._malformed(ex, "the Link header's next URL is not on the instance"), ex)
         return ex, doc, nxt
-
-    def _failed(self, scope: Scope, exc: _Failure, what: str | None = None) -> WalkFailed:
-        msg = self._scrub(f"account {self.account.name}: {scope.label()}: {what + ': ' if what else ''}{exc}")
-        log.warning(msg)
-        return WalkFailed(scope, msg, exc.exchange)
 
     # -- one request, with retries and rate-limit waits -------------------------------------------------
     def _call(self, url: str, params: Mapping[str, Any] | None) -> tuple[Exchange, Any]:
-        """GET one API URL: (exchange, parsed JSON), or AuthError / RateLimited / _Failure."""
+        """GET one API URL: (exchange, parsed JSON), or AuthError / RateLimited / WalkError."""
         headers = {"Accept": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
@@ -229,13 +227,13 @@ class MastodonConnector(Connector):
             except TransientError as exc:
                 ex, what = None, str(exc)
             except MalformedResponse as exc:
-                raise _Failure(str(exc)) from None
+                raise WalkError(str(exc)) from None
             if ex is not None:
                 self._read_window(ex)
                 if ex.status == 200:
-                    doc, problem = _decode(ex.body)
+                    doc, problem = decode_json(ex.body)
                     if problem is not None:
-                        raise _Failure(self._malformed(ex, problem), ex)
+                        raise WalkError(self._malformed(ex, problem), ex)
                     return ex, doc
                 what = _describe(ex)
                 if ex.status in (401, 403):
@@ -246,27 +244,17 @@ class MastodonConnector(Connector):
                     limited += 1
                     continue
                 if ex.status < 500:
-                    raise _Failure(what, ex)
+                    raise WalkError(what, ex)
             transient += 1  # a network failure or a 5xx
             if transient >= self.policy.max_attempts:
-                raise _Failure(f"{what} (gave up after {transient} attempts)", ex)
+                raise WalkError(f"{what} (gave up after {transient} attempts)", ex)
             self._backoff(transient, what)
-
-    def _backoff(self, attempt: int, why: str) -> None:
-        delay = self.policy.delay(attempt - 1, self.http.rng)
-        log.info(self._scrub(f"account {self.account.name}: {why}; retry {attempt} in {delay:.1f} s"))
-        self.clock.sleep(delay)
 
     def _pause(self, wait: float, why: str) -> None:
         """Sleep ``wait`` s for the rate limit (counted against max_wait), or RateLimited beyond it."""
-        if self._waited + wait > self.max_wait:
-            raise RateLimited(self._scrub(
-                f"account {self.account.name}: Mastodon rate limit ({why}) asks for a wait of {wait:.0f} s, "
-                f"beyond max_wait {self.max_wait:.0f} s ({self._waited:.0f} s already waited); the next harvest "
-                "continues"))
+        self._check_wait(wait, "Mastodon", why)
         log.info(self._scrub(f"account {self.account.name}: rate limit ({why}); waiting {wait:.1f} s"))
-        self._waited += wait
-        self.clock.sleep(wait)
+        self._sleep(wait)
 
     def _server_now(self, ex: Exchange) -> datetime:
         """The server's clock (Date header) when it answered; our clock when it did not say."""
@@ -311,20 +299,14 @@ class MastodonConnector(Connector):
                            f"{'a new' if self._token else 'an'} access token with the read:statuses scope on "
                            f"the instance and {todo}")
 
-    def _malformed(self, ex: Exchange, problem: str) -> str:
-        return f"malformed response from {ex.url} (HTTP {ex.status}): {problem}"
-
-    def _scrub(self, text: str) -> str:
-        return self.http.scrub(text)  # type: ignore[no-any-return]
-
     # -- items -----------------------------------------------------------------------------------------
     def _status(self, obj: dict[str, Any], ex: Exchange, kind: Any, parent: str | None) -> Item:
         if not isinstance(obj.get("id"), str) or not _ID_RE.match(obj["id"]):
-            raise _Failure(self._malformed(ex, f"a status without a string id: {str(obj.get('id'))[:40]!r}"), ex)
+            raise WalkError(self._malformed(ex, f"a status without a string id: {str(obj.get('id'))[:40]!r}"), ex)
         try:
             created, edited = parse_time(obj.get("created_at")), parse_time(obj.get("edited_at"))
         except ValueError as exc:
-            raise _Failure(self._malformed(ex, f"status {obj['id']}: {exc}"), ex) from None
+            raise WalkError(self._malformed(ex, f"status {obj['id']}: {exc}"), ex) from None
         account, shown = _obj(obj.get("account")), _obj(obj.get("reblog")) or obj
         extra: dict[str, Any] = {
             "hashtags": [t["name"] for t in _dicts(shown.get("tags")) if isinstance(t.get("name"), str)],
@@ -345,7 +327,7 @@ class MastodonConnector(Connector):
         try:
             at = parse_time(entry.get("created_at"))
         except ValueError as exc:
-            raise _Failure(self._malformed(ex, f"history of status {status.native_id}: {exc}"), ex) from None
+            raise WalkError(self._malformed(ex, f"history of status {status.native_id}: {exc}"), ex) from None
         account = _obj(entry.get("account"))
         return Item(
             native_id=status.native_id, kind=status.kind, raw=entry, parent_native_id=status.parent_native_id,
@@ -362,7 +344,7 @@ class MastodonConnector(Connector):
             return Probe(native_id=native_id, gone=False)
         try:
             ex, _ = self._call(f"{self.instance}/api/v1/statuses/{native_id}", None)
-        except _Failure as exc:
+        except WalkError as exc:
             ex2 = exc.exchange
             gone = ex2 is not None and ex2.status == 404 and _error_text(ex2.body) == "Record not found"
             return Probe(native_id=native_id, gone=gone, exchange=ex2)
@@ -464,19 +446,8 @@ def _kind(obj: dict[str, Any], post_id: str) -> tuple[str, str | None]:
     return ("comment" if parent == post_id or parent is None else "reply"), parent or post_id
 
 
-def _decode(body: bytes) -> tuple[Any, str | None]:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, f"body is not valid UTF-8 (byte {exc.start})"
-    try:
-        return json.loads(text), None
-    except json.JSONDecodeError as exc:
-        return None, f"body is not valid JSON ({exc.msg} at char {exc.pos} of {len(text)})"
-
-
 def _error_text(body: bytes) -> str | None:
-    doc, problem = _decode(body)
+    doc, problem = decode_json(body)
     return doc.get("error") if problem is None and isinstance(doc, dict) else None
 
 

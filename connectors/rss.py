@@ -47,17 +47,18 @@ import feedparser
 from archiver.errors import AuthError, ConfigError, ConnectorError, RateLimited, TransientError
 
 from .base import (
-    Connector,
     Event,
     Exchange,
+    HttpConnector,
     Item,
     Page,
     Probe,
     SaveState,
     Scope,
     WalkComplete,
-    WalkFailed,
+    WalkError,
     WalkPlan,
+    int_option,
 )
 from .http import HttpClient, RetryPolicy, header, parse_retry_after
 
@@ -77,15 +78,7 @@ _ENTRY_ELEMENTS = frozenset({("", "item"), ("http://purl.org/rss/1.0/", "item"),
                              ("http://www.w3.org/2005/Atom", "entry"), ("http://purl.org/atom/ns#", "entry")})
 
 
-class _Failure(Exception):
-    """The feed's walk cannot go on; carries the response that showed it, when there was one."""
-
-    def __init__(self, message: str, exchange: Exchange | None = None):
-        super().__init__(message)
-        self.exchange = exchange
-
-
-class FeedConnector(Connector):
+class FeedConnector(HttpConnector):
     """Reads one RSS or Atom feed with a conditional GET; every entry is a post."""
 
     name: ClassVar[str] = "rss"
@@ -105,12 +98,8 @@ class FeedConnector(Connector):
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"accounts[{account.name}].url must be an http(s) URL of an RSS or Atom feed")
-        try:
-            self.max_bytes = int(account.option("max_bytes", DEFAULT_MAX_BYTES))
-        except (TypeError, ValueError):
-            self.max_bytes = 0
-        if self.max_bytes < 1:
-            raise ConfigError(f"accounts[{account.name}].max_bytes must be a whole number of bytes above 0")
+        self.max_bytes = int_option(account, "max_bytes", DEFAULT_MAX_BYTES, 1,
+                                    must="a whole number of bytes above 0")
         # The client is this harvest's own: lowering its limit stops reading a huge body early.
         if getattr(http, "max_bytes", 0) > self.max_bytes:
             http.max_bytes = self.max_bytes
@@ -130,12 +119,10 @@ class FeedConnector(Connector):
         try:
             ex = self._fetch(headers)
             if ex.status == 304 and not (etag or modified):
-                raise _Failure(f"{ex.url} answered 304 Not Modified to an unconditional request", ex)
+                raise WalkError(f"{ex.url} answered 304 Not Modified to an unconditional request", ex)
             items = () if ex.status == 304 else self._items(ex)
-        except _Failure as exc:
-            msg = self.http.scrub(f"account {self.account.name}: {scope.label()}: {exc}")
-            log.warning(msg)
-            yield WalkFailed(scope, msg, exc.exchange)
+        except WalkError as exc:
+            yield self._failed(scope, exc)
             return
         yield Page(scope, ex, items)
         yield WalkComplete(scope)  # harmless: removal is disabled for feeds
@@ -147,7 +134,7 @@ class FeedConnector(Connector):
 
     # -- one request, with retries and rate-limit waits -------------------------------------------------
     def _fetch(self, headers: Mapping[str, str]) -> Exchange:
-        """GET the feed until a 200 or 304; raises _Failure, RateLimited or AuthError."""
+        """GET the feed until a 200 or 304; raises WalkError, RateLimited or AuthError."""
         transient, waited = 0, 0.0
         while True:
             ex: Exchange | None = None
@@ -156,7 +143,7 @@ class FeedConnector(Connector):
             except TransientError as exc:  # network trouble
                 why = str(exc)
             except ConnectorError as exc:  # MalformedResponse (too large, undecodable), a bad request
-                raise _Failure(str(exc)) from None
+                raise WalkError(str(exc)) from None
             else:
                 if ex.status in (200, 304):
                     if ex.url != self.http.strip_url(self.url):
@@ -173,7 +160,7 @@ class FeedConnector(Connector):
                                 "already waited)")
                         if ex.status == 429:
                             raise RateLimited(self.http.scrub(what + "; the next harvest continues"))
-                        raise _Failure(what, ex)
+                        raise WalkError(what, ex)
                     log.info(self.http.scrub(f"account {self.account.name}: HTTP {ex.status}; waiting {wait:.1f} s"))
                     waited += wait
                     self.clock.sleep(wait)
@@ -183,7 +170,7 @@ class FeedConnector(Connector):
                 why = f"{ex.url} answered HTTP {ex.status}"
             transient += 1
             if transient >= self.policy.max_attempts:
-                raise _Failure(f"{why} (gave up after {transient} attempts)", ex)
+                raise WalkError(f"{why} (gave up after {transient} attempts)", ex)
             self._backoff(transient, why)
 
     def _refused(self, ex: Exchange) -> Exception:
@@ -195,22 +182,17 @@ class FeedConnector(Connector):
                 f"this connector reads public feeds only; check {where}"))
         if ex.status in (404, 410):
             gone = "is gone (HTTP 410)" if ex.status == 410 else "was not found (HTTP 404)"
-            return _Failure(f"the feed {ex.url} {gone}; check or update {where}", ex)
-        return _Failure(f"{ex.url} answered HTTP {ex.status}", ex)
-
-    def _backoff(self, attempt: int, why: str) -> None:
-        delay = self.policy.delay(attempt - 1, self.http.rng)
-        log.info(self.http.scrub(f"account {self.account.name}: {why}; retry {attempt} in {delay:.1f} s"))
-        self.clock.sleep(delay)
+            return WalkError(f"the feed {ex.url} {gone}; check or update {where}", ex)
+        return WalkError(f"{ex.url} answered HTTP {ex.status}", ex)
 
     # -- parsing ---------------------------------------------------------------------------------------
     def _items(self, ex: Exchange) -> tuple[Item, ...]:
-        """Every entry of a strictly parsed feed; _Failure when the document is not a sound feed."""
+        """Every entry of a strictly parsed feed; WalkError when the document is not a sound feed."""
         if len(ex.body) > self.max_bytes:
-            raise _Failure(f"{ex.url}: response larger than {self.max_bytes} bytes", ex)
+            raise WalkError(f"{ex.url}: response larger than {self.max_bytes} bytes", ex)
         encoding, source, text = decode_document(ex.body, header(ex.headers, "Content-Type"))
         if text is None:
-            raise _Failure(f"malformed feed from {ex.url}: {source}", ex)
+            raise WalkError(f"malformed feed from {ex.url}: {source}", ex)
         parsed = feedparser.parse(
             io.BytesIO(ex.body),  # bytes, never a str: feedparser would fetch URLs and open file names
             # No content-location: feedparser would resolve relative atom:ids against it, and keys must
@@ -220,10 +202,10 @@ class FeedConnector(Connector):
         )
         problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
         if problem is not None and not isinstance(problem, HARMLESS_BOZO):
-            raise _Failure(f"malformed feed from {ex.url}: {type(problem).__name__}: {problem}", ex)
+            raise WalkError(f"malformed feed from {ex.url}: {type(problem).__name__}: {problem}", ex)
         version = parsed.get("version") or ""
         if not version:
-            raise _Failure(f"malformed feed from {ex.url}: the document is not an RSS or Atom feed", ex)
+            raise WalkError(f"malformed feed from {ex.url}: the document is not an RSS or Atom feed", ex)
         sources = entry_sources(text, len(parsed.entries))
         items: dict[str, Item] = {}
         for i, entry in enumerate(parsed.entries):

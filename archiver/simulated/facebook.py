@@ -11,19 +11,15 @@ drives it through ``POST /_control/<method>`` with the method's keyword argument
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import re
-import socket
-import threading
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from .graph_state import GraphError, GraphState, trace_id
+from .server import Fault, SimHandler, SimulatedServer, command_line, spoil
 
 FAULTS = ("5xx", "html", "truncated", "invalid_utf8", "rate_limit", "token_expired", "empty_page_with_next",
           "huge")
@@ -46,75 +42,36 @@ _BAD_GATEWAY = (b"<!DOCTYPE html>\n<html lang=\"en\"><head><title>Error</title><
                 b"fixed as soon as we can.</p></body></html>\n")
 
 
-@dataclass
-class Fault:
-    """One injected misbehaviour: applies to requests whose path+query contains ``path_contains``."""
-
-    name: str
-    path_contains: str = ""
-    times: int | None = 1  # None: every matching request
-    kw: dict[str, Any] = field(default_factory=dict)
-
-
 def encode(doc: Any) -> bytes:
     """JSON as the Graph API writes it: ASCII only, slashes escaped."""
     return json.dumps(doc, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/").encode("ascii")
 
 
-class SimulatedFacebook(GraphState):
+class _Handler(SimHandler):
+    """The Graph API's response headers."""
+
+    server_version = "SimulatedGraphAPI/1.0"
+    content_type = "application/json; charset=UTF-8"
+
+    def fixed_headers(self) -> dict[str, str]:
+        return {"facebook-api-version": cast("SimulatedFacebook", self.sim).version, "x-fb-trace-id": trace_id()}
+
+
+class SimulatedFacebook(SimulatedServer, GraphState):
     """The page state (all GraphState control methods) served over HTTP on 127.0.0.1."""
+
+    FAULTS = FAULTS
+    CONTROL_METHODS = CONTROL_METHODS
+    CONTROL_OK_HEADERS = {"Content-Type": "application/json"}
+    handler = _Handler
+    thread_name = "simulated-facebook"
+    requests_seen: list[str]  # path + query exactly as received, token included
 
     def __init__(self, page_id: str = "1000", token: str = "tok", *, host: str = "127.0.0.1", port: int = 0,
                  version: str = "v21.0", page_name: str = "Andover Police Department", now: Any = None):
-        super().__init__(page_id=page_id, token=token, page_name=page_name, now=now)
-        self.host, self.version, self._port = host, version, port
-        self.faults: list[Fault] = []
+        super().__init__(host, port, page_id=page_id, token=token, page_name=page_name, now=now)
+        self.version = version
         self.usage: dict[str, str] = {}
-        self.requests_seen: list[str] = []  # path + query exactly as received, token included
-        self.request_count = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._hold_after: int | None = None
-        self._released = threading.Event()
-        self.holding = threading.Event()  # set while a request is held at the gate
-
-    # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self) -> SimulatedFacebook:
-        """Listen (port 0 picks a free one) and serve from a daemon thread."""
-        server = ThreadingHTTPServer((self.host, self._port), _Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        server.sim = self  # type: ignore[attr-defined]
-        self._server, self._port = server, server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="simulated-facebook", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> SimulatedFacebook:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The port being served (after start())."""
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """http://127.0.0.1:PORT"""
-        return f"http://{self.host}:{self._port}"
 
     @property
     def api_base(self) -> str:
@@ -123,30 +80,9 @@ class SimulatedFacebook(GraphState):
 
     # -- HTTP-level controls ---------------------------------------------------------------------------
     def inject(self, fault: str, path_contains: str = "", times: int | None = 1, **kw: Any) -> None:
-        """Make the next ``times`` matching requests misbehave (see FAULTS; kw: code, retry_after,
-        regain_minutes for rate_limit, size for huge)."""
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
-        with self.lock:
-            self.faults.append(Fault(fault, path_contains, times, dict(kw)))
-
-    def hold_after(self, n: int | None) -> None:
-        """Hold every request after the n-th until release(): lets a test kill a client at a known point."""
-        with self.lock:
-            self._hold_after = n
-            self._released.clear()
-            self.holding.clear()
-
-    def release(self) -> None:
-        """Let held requests (and later ones) through."""
-        with self.lock:
-            self._hold_after = None
-        self._released.set()
-
-    def clear_faults(self) -> None:
-        """Forget every injected fault."""
-        with self.lock:
-            self.faults.clear()
+        """Make the next ``times`` requests whose path+query contains ``path_contains`` misbehave (see
+        FAULTS; kw: code, retry_after, regain_minutes for rate_limit, size for huge)."""
+        self._add_fault(fault, path_contains, times, kw)
 
     def set_usage(self, app: dict[str, Any] | str | None = None, business: dict[str, Any] | str | None = None,
                   page: dict[str, Any] | str | None = None) -> None:
@@ -159,27 +95,15 @@ class SimulatedFacebook(GraphState):
                 if value is not None:
                     self.usage[name] = value if isinstance(value, str) else json.dumps(value)
 
-    def _take_fault(self, target: str) -> Fault | None:
-        with self.lock:
-            for f in self.faults:
-                if f.path_contains in target and (f.times is None or f.times > 0):
-                    if f.times is not None:
-                        f.times -= 1
-                    return f
-        return None
-
     # -- serving ---------------------------------------------------------------------------------------
-    def serve_get(self, h: _Handler) -> None:
+    def encode_doc(self, doc: Any) -> bytes:
+        return encode(doc)
+
+    def serve_get(self, h: SimHandler) -> None:
         """Answer one GET: the fault for it if any, else the Graph API's answer."""
         parts = urlsplit(h.path)
         params = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        with self.lock:
-            self.requests_seen.append(h.path)
-            self.request_count += 1
-            held = self._hold_after is not None and self.request_count > self._hold_after
-        if held:
-            self.holding.set()
-            self._released.wait(timeout=60)
+        self._admit(h.path)
         fault = self._take_fault(h.path)
         headers = {"Content-Type": "application/json; charset=UTF-8"}
         if fault and fault.name == "html":
@@ -211,13 +135,7 @@ class SimulatedFacebook(GraphState):
                 item = self.cursor_item(params["after"]) if params.get("after") else None
                 nxt = self.link(self.api_base, path, params, after=self.cursor(item))
                 doc = {"data": [], "paging": {"cursors": {}, "next": nxt}}
-        body = encode(doc)
-        if fault and fault.name == "truncated":
-            body = body[: len(body) // 2]
-        elif fault and fault.name == "invalid_utf8":
-            cut = body.find(b'"message":"')
-            cut = cut + 11 if cut >= 0 else len(body) // 2
-            body = body[:cut] + b"\xff\xfe\xc3(" + body[cut:]
+        body = spoil(encode(doc), fault, b'"message":"')
         return h.send(status, body, {**headers, **self.usage, **extra})
 
     def _rate_limit(self, fault: Fault) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -233,66 +151,10 @@ class SimulatedFacebook(GraphState):
                 "estimated_time_to_regain_access": int(fault.kw["regain_minutes"])}]})
         return 400, {"error": err}, extra
 
-    def serve_control(self, h: _Handler, method: str, kwargs: dict[str, Any]) -> None:
-        """POST /_control/<method>: call a control method with JSON kwargs; answers {"result": ...}."""
-        if method not in CONTROL_METHODS:
-            return h.send(404, encode({"error": f"no control method {method!r}"}), {})
-        if isinstance(kwargs.get("author"), list):
+    def serve_control(self, h: SimHandler, method: str, kwargs: dict[str, Any]) -> None:
+        if isinstance(kwargs.get("author"), list):  # JSON has no tuples
             kwargs["author"] = tuple(kwargs["author"])
-        try:
-            result = getattr(self, method)(**kwargs)
-        except (TypeError, ValueError, KeyError) as exc:
-            return h.send(400, encode({"error": str(exc)}), {})
-        return h.send(200, encode({"result": result}), {"Content-Type": "application/json"})
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real API
-    server_version = "SimulatedGraphAPI/1.0"
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; without NODELAY each response waits ~40 ms
-        # for a delayed ACK.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    @property
-    def sim(self) -> SimulatedFacebook:
-        return self.server.sim  # type: ignore[attr-defined,no-any-return]
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-        pass  # tests and the demo do not want an access log on stderr
-
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        self.sim.serve_get(self)
-
-    def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b"{}"
-        path = urlsplit(self.path).path
-        if not path.startswith("/_control/"):
-            return self.send(405, encode({"error": "only GET, and POST /_control/<method>"}), {})
-        try:
-            kwargs = json.loads(raw or b"{}")
-        except ValueError:
-            return self.send(400, encode({"error": "body must be a JSON object"}), {})
-        if not isinstance(kwargs, dict):
-            return self.send(400, encode({"error": "body must be a JSON object"}), {})
-        self.sim.serve_control(self, path.removeprefix("/_control/"), kwargs)
-
-    def send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        """Write one complete response; a client that hung up early is not our problem."""
-        try:
-            self.send_response(status)
-            for k, v in {"Content-Type": "application/json; charset=UTF-8", **headers}.items():
-                self.send_header(k, v)
-            self.send_header("facebook-api-version", self.sim.version)
-            self.send_header("x-fb-trace-id", trace_id())
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        super().serve_control(h, method, kwargs)
 
 
 def _bearer(value: str | None) -> str | None:
@@ -381,9 +243,7 @@ def seed_demo(fb: GraphState, seed: int = 7, now: datetime | None = None) -> dic
 
 def main(argv: list[str] | None = None) -> None:
     """Run the simulator in the foreground until interrupted."""
-    ap = argparse.ArgumentParser(description="Simulated Facebook Graph API for one Page")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8765)
+    ap = command_line("Simulated Facebook Graph API for one Page", 8765)
     ap.add_argument("--page-id", default="1000")
     ap.add_argument("--token", default="tok")
     ap.add_argument("--seed-demo", action="store_true", help="fill the page with demo posts and comments")
@@ -392,14 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.seed_demo:
         seed_demo(fb)
     fb.start()
-    print(f"Simulated Facebook Page {args.page_id} at {fb.api_base} (token: {args.token}); Ctrl-C stops",
-          flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fb.stop()
+    fb.serve_until_interrupted(f"Simulated Facebook Page {args.page_id} at {fb.api_base} (token: {args.token}); "
+                               "Ctrl-C stops")
 
 
 if __name__ == "__main__":

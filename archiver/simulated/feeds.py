@@ -12,19 +12,17 @@ it through ``POST /_control/<method>`` with the method's keyword arguments as a 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import re
-import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote, unquote, urlsplit
 from xml.sax.saxutils import escape, quoteattr
+
+from .server import Fault, SimHandler, SimulatedServer, command_line, spoil
 
 FAULTS = ("5xx", "429", "truncated", "invalid_utf8", "html", "huge")
 CONTROL_METHODS = ("set_feed", "add_item", "edit_item", "remove_item", "inject", "clear_faults")
@@ -33,16 +31,6 @@ ITEM_KEYS = ("guid", "title", "summary", "content", "link", "published", "update
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _ERROR_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Site maintenance</title></head><body><h1>We'll be back "
                b"soon</h1><p>The site is down for scheduled maintenance.<br></p></body></html>\n")
-
-
-@dataclass
-class Fault:
-    """One injected misbehaviour for the feed ``name`` ("" matches every feed)."""
-
-    name: str
-    feed: str = ""
-    times: int | None = 1  # None: every matching request
-    kw: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -159,58 +147,38 @@ def _clean_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the server ------------------------------------------------------------------------------------------
-class FeedServer:
+class _Handler(SimHandler):
+    """A plain web server's headers."""
+
+    server_version = "SimulatedFeeds/1.0"
+
+
+class FeedServer(SimulatedServer):
     """Feeds served over HTTP on 127.0.0.1 at /feeds/<name>; unknown names answer 404."""
 
+    FAULTS = FAULTS
+    CONTROL_METHODS = CONTROL_METHODS
+    CONTROL_OK_HEADERS = {"Content-Type": "application/json"}
+    # One answer for every refused POST.
+    NOT_CONTROL = BAD_BODY = (400, "POST /_control/<method> with a JSON object")
+    handler = _Handler
+    thread_name = "feed-server"
+    requests_seen: list[dict[str, Any]]  # {"path", "feed", "headers"} per GET, in order
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, now: Any = None):
-        self.host, self._port = host, port
         self.now = now or (lambda: datetime.now(UTC))
         self.lock = threading.RLock()
         self.feeds: dict[str, Feed] = {}
-        self.faults: list[Fault] = []
-        self.requests_seen: list[dict[str, Any]] = []  # {"path", "feed", "headers"} per GET, in order
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._hold_after: int | None = None
-        self._released = threading.Event()
-        self.holding = threading.Event()  # set while a request is held at the gate
+        super().__init__(host, port)
 
-    # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self) -> FeedServer:
+    def start(self) -> Self:
         """Listen (port 0 picks a free one) and serve from a daemon thread."""
-        server = ThreadingHTTPServer((self.host, self._port), _Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        server.sim = self  # type: ignore[attr-defined]
-        self._server, self._port = server, server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="feed-server", daemon=True)
-        self._thread.start()
+        super().start()
         with self.lock:  # feeds set before start() link to the port now known
             for name, feed in self.feeds.items():
                 if feed.raw is None:
                     feed.body = self._render(name, feed)
         return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FeedServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """http://127.0.0.1:PORT"""
-        return f"http://{self.host}:{self._port}"
 
     def url_for(self, name: str) -> str:
         """The URL the feed ``name`` is served at."""
@@ -275,52 +243,20 @@ class FeedServer:
 
     # -- faults ----------------------------------------------------------------------------------------
     def inject(self, fault: str, name: str = "", times: int | None = 1, **kw: Any) -> None:
-        """Make the next ``times`` requests for ``name`` misbehave (FAULTS; kw: retry_after for 429 and
-        5xx, status for 5xx, size for huge)."""
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
-        with self.lock:
-            self.faults.append(Fault(fault, name, times, dict(kw)))
+        """Make the next ``times`` requests for the feed ``name`` ("" for every feed) misbehave (FAULTS;
+        kw: retry_after for 429 and 5xx, status for 5xx, size for huge)."""
+        self._add_fault(fault, name, times, kw)
 
-    def clear_faults(self) -> None:
-        """Forget every injected fault."""
-        with self.lock:
-            self.faults.clear()
-
-    def hold_after(self, n: int | None) -> None:
-        """Hold every request after the n-th until release(): lets a test kill a client at a known point."""
-        with self.lock:
-            self._hold_after = n
-            self._released.clear()
-            self.holding.clear()
-
-    def release(self) -> None:
-        """Let held requests (and later ones) through."""
-        with self.lock:
-            self._hold_after = None
-        self._released.set()
-
-    def _take_fault(self, name: str) -> Fault | None:
-        with self.lock:
-            for f in self.faults:
-                if f.feed in ("", name) and (f.times is None or f.times > 0):
-                    if f.times is not None:
-                        f.times -= 1
-                    return f
-        return None
+    def fault_applies(self, fault: Fault, target: str) -> bool:
+        return fault.match in ("", target)
 
     # -- serving ---------------------------------------------------------------------------------------
-    def serve_get(self, h: _Handler) -> None:
+    def serve_get(self, h: SimHandler) -> None:
         """Answer one GET: the fault for it if any, else the feed (or 304, or 404)."""
         path = urlsplit(h.path).path
         name = unquote(path.removeprefix("/feeds/")) if path.startswith("/feeds/") else ""
-        with self.lock:
-            self.requests_seen.append({"path": h.path, "feed": name, "headers": dict(h.headers.items())})
-            held = self._hold_after is not None and len(self.requests_seen) > self._hold_after
-            feed = self.feeds.get(name)
-        if held:
-            self.holding.set()
-            self._released.wait(timeout=60)
+        seen = {"path": h.path, "feed": name, "headers": dict(h.headers.items())}
+        feed = self._admit(seen, lambda: self.feeds.get(name))  # the feed as the request found it
         fault = self._take_fault(name)
         after = {"Retry-After": str(fault.kw["retry_after"])} if fault and "retry_after" in fault.kw else {}
         if fault and fault.name == "5xx":
@@ -339,18 +275,13 @@ class FeedServer:
             headers["Last-Modified"] = format_datetime(feed.modified_at, usegmt=True)
         if feed.status == 200 and self._not_modified(h, feed, headers.get("ETag")):
             return h.send(304, b"", {k: v for k, v in headers.items() if k != "Content-Type"})
-        body = feed.body
-        if fault and fault.name == "truncated":
-            body = body[: len(body) // 2]
-        elif fault and fault.name == "invalid_utf8":
-            cut = body.find(b"<title>", body.find(b"<item>") if b"<item>" in body else body.find(b"<entry>"))
-            cut = cut + 7 if cut >= 0 else len(body) // 2
-            body = body[:cut] + b"\xff\xfe\xc3(" + body[cut:]
-        elif fault and fault.name == "huge":
+        first = feed.body.find(b"<item>") if b"<item>" in feed.body else feed.body.find(b"<entry>")
+        body = spoil(feed.body, fault, b"<title>", first)  # the first item's title
+        if fault and fault.name == "huge":
             body = body.replace(b"\n", b"\n<!--" + b"x" * int(fault.kw.get("size", 1 << 20)) + b"-->\n", 1)
         return h.send(feed.status, body, headers)
 
-    def _not_modified(self, h: _Handler, feed: Feed, etag: str | None) -> bool:
+    def _not_modified(self, h: SimHandler, feed: Feed, etag: str | None) -> bool:
         """RFC 9110: If-None-Match decides when sent; else If-Modified-Since against Last-Modified."""
         inm = h.headers.get("If-None-Match")
         if inm is not None:
@@ -364,59 +295,6 @@ class FeedServer:
         except (TypeError, ValueError, IndexError):
             return False
         return since.tzinfo is not None and feed.modified_at <= since
-
-    def serve_control(self, h: _Handler, method: str, kwargs: dict[str, Any]) -> None:
-        """POST /_control/<method>: call a control method with JSON kwargs; answers {"result": ...}."""
-        if method not in CONTROL_METHODS:
-            return h.send(404, json.dumps({"error": f"no control method {method!r}"}).encode(), {})
-        try:
-            result = getattr(self, method)(**kwargs)
-        except (TypeError, ValueError, KeyError) as exc:
-            return h.send(400, json.dumps({"error": str(exc)}).encode(), {})
-        return h.send(200, json.dumps({"result": result}).encode(), {"Content-Type": "application/json"})
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "SimulatedFeeds/1.0"
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK stalls
-
-    @property
-    def sim(self) -> FeedServer:
-        return self.server.sim  # type: ignore[attr-defined,no-any-return]
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        self.sim.serve_get(self)
-
-    def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
-        path = urlsplit(self.path).path
-        try:
-            kwargs = json.loads(self.rfile.read(length) or b"{}") if length else {}
-        except ValueError:
-            kwargs = None
-        if not path.startswith("/_control/") or not isinstance(kwargs, dict):
-            return self.send(400, b'{"error": "POST /_control/<method> with a JSON object"}', {})
-        self.sim.serve_control(self, path.removeprefix("/_control/"), kwargs)
-
-    def send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        """Write one complete response; a client that hung up early is not our problem."""
-        try:
-            self.send_response(status)
-            for k, v in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if status != 304:
-                self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
 
 
 # -- demo data -------------------------------------------------------------------------------------------
@@ -453,9 +331,7 @@ def seed_demo(server: FeedServer, now: datetime | None = None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the feed server in the foreground until interrupted."""
-    ap = argparse.ArgumentParser(description="Simulated RSS/Atom feeds")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8766)
+    ap = command_line("Simulated RSS/Atom feeds", 8766)
     ap.add_argument("--seed-demo", action="store_true", help="publish a Nixle-style alerts feed")
     args = ap.parse_args(argv)
     server = FeedServer(host=args.host, port=args.port)
@@ -463,13 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.seed_demo:
         seed_demo(server)
     names = ", ".join(server.url_for(n) for n in server.feeds) or f"{server.url}/feeds/<name> (none yet)"
-    print(f"Simulated feeds: {names}; Ctrl-C stops", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    server.serve_until_interrupted(f"Simulated feeds: {names}; Ctrl-C stops")
 
 
 if __name__ == "__main__":

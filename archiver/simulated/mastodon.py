@@ -12,19 +12,16 @@ drives it through ``POST /_control/<method>`` with the method's keyword argument
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import socket
-import threading
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from .mastodon_state import ApiError, MastodonState, to_datetime
+from .server import Fault as Fault  # noqa: F401 - re-exported: the name lived here
+from .server import SimHandler, SimulatedServer, command_line, spoil
 
 FAULTS = ("5xx", "html", "truncated", "invalid_utf8", "429", "401")
 CONTROL_METHODS = (
@@ -39,131 +36,64 @@ _BAD_GATEWAY = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body
 _NOT_FOUND_PAGE = b"<!DOCTYPE html>\n<html><body><h1>The page you are looking for isn't here.</h1></body></html>\n"
 
 
-@dataclass
-class Fault:
-    """One injected misbehaviour: applies to requests whose path+query contains ``path_contains``."""
-
-    name: str
-    path_contains: str = ""
-    times: int | None = 1  # None: every matching request
-    kw: dict[str, Any] = field(default_factory=dict)
-
-
 def encode(doc: Any) -> bytes:
     """JSON as Mastodon writes it (UTF-8, compact)."""
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-class SimulatedMastodon(MastodonState):
+class _Handler(SimHandler):
+    """Mastodon's response headers, and the Date header on the simulator's clock."""
+
+    server_version = "Mastodon"
+    sys_version = ""
+    content_type = "application/json; charset=utf-8"
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header on the simulator's clock, so rate-limit resets line up with it."""
+        return format_datetime(cast("SimulatedMastodon", self.sim).now(), usegmt=True)
+
+    def fixed_headers(self) -> dict[str, str]:
+        return {"Cache-Control": "private, no-store", "X-Request-Id": f"{random.getrandbits(64):016x}"}
+
+
+class SimulatedMastodon(SimulatedServer, MastodonState):
     """The account's state (all MastodonState control methods) served over HTTP on 127.0.0.1."""
+
+    FAULTS = FAULTS
+    CONTROL_METHODS = CONTROL_METHODS
+    handler = _Handler
+    thread_name = "simulated-mastodon"
+    requests_seen: list[str]  # path + query exactly as received
 
     def __init__(self, account_id: str = "109876", token: str | None = None, *, host: str = "127.0.0.1",
                  port: int = 0, now: Any = None, username: str = "andoverpd",
                  display_name: str = "Andover Police Department"):
-        super().__init__(account_id=account_id, token=token, now=now, username=username, display_name=display_name)
-        self.host, self._port = host, port
-        self.faults: list[Fault] = []
-        self.requests_seen: list[str] = []  # path + query exactly as received
+        super().__init__(host, port, account_id=account_id, token=token, now=now, username=username,
+                         display_name=display_name)
         self.authorizations_seen: list[str | None] = []  # the Authorization header of each request
-        self.request_count = 0
         self.async_refresh: set[str] = set()  # status ids whose /context says replies are still being fetched
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._hold_after: int | None = None
-        self._released = threading.Event()
-        self.holding = threading.Event()  # set while a request is held at the gate
-
-    # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self) -> SimulatedMastodon:
-        """Listen (port 0 picks a free one) and serve from a daemon thread."""
-        server = ThreadingHTTPServer((self.host, self._port), _Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        server.sim = self  # type: ignore[attr-defined]
-        self._server, self._port = server, server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="simulated-mastodon",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> SimulatedMastodon:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The port being served (after start())."""
-        return self._port
 
     @property
     def instance(self) -> str:
         """What a connector's ``instance`` should be: http://127.0.0.1:PORT"""
-        return f"http://{self.host}:{self._port}"
+        return self.url
 
-    url = instance
-
-    # -- HTTP-level controls ---------------------------------------------------------------------------
     def inject(self, fault: str, path_contains: str = "", times: int | None = 1, **kw: Any) -> None:
-        """Make the next ``times`` matching requests misbehave (see FAULTS). kw: ``status`` for 5xx/html
-        (html with status=200 is a 200 that is not JSON), ``retry_after`` and ``reset`` for 429."""
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
-        with self.lock:
-            self.faults.append(Fault(fault, path_contains, times, dict(kw)))
-
-    def clear_faults(self) -> None:
-        """Forget every injected fault."""
-        with self.lock:
-            self.faults.clear()
-
-    def hold_after(self, n: int | None) -> None:
-        """Hold every request after the n-th until release(): lets a test kill a client at a known point."""
-        with self.lock:
-            self._hold_after = n
-            self._released.clear()
-            self.holding.clear()
-
-    def release(self) -> None:
-        """Let held requests (and later ones) through."""
-        with self.lock:
-            self._hold_after = None
-        self._released.set()
-
-    def _take_fault(self, target: str) -> Fault | None:
-        with self.lock:
-            for f in self.faults:
-                if f.path_contains in target and (f.times is None or f.times > 0):
-                    if f.times is not None:
-                        f.times -= 1
-                    return f
-        return None
+        """Make the next ``times`` requests whose path+query contains ``path_contains`` misbehave (see
+        FAULTS). kw: ``status`` for 5xx/html (html with status=200 is a 200 that is not JSON),
+        ``retry_after`` and ``reset`` for 429."""
+        self._add_fault(fault, path_contains, times, kw)
 
     # -- serving ---------------------------------------------------------------------------------------
-    def serve_get(self, h: _Handler) -> None:
+    def encode_doc(self, doc: Any) -> bytes:
+        return encode(doc)
+
+    def serve_get(self, h: SimHandler) -> None:
         """Answer one GET: the fault for it if any, else the API's answer, with rate-limit headers."""
         parts = urlsplit(h.path)
         params = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         auth = h.headers.get("Authorization")
-        with self.lock:
-            self.requests_seen.append(h.path)
-            self.authorizations_seen.append(auth)
-            self.request_count += 1
-            held = self._hold_after is not None and self.request_count > self._hold_after
-        if held:
-            self.holding.set()
-            self._released.wait(timeout=60)
+        self._admit(h.path, lambda: self.authorizations_seen.append(auth))
         fault = self._take_fault(h.path)
         allowed, rate = self.take_request()
         json_type = {"Content-Type": "application/json; charset=utf-8"}
@@ -193,77 +123,10 @@ class SimulatedMastodon(MastodonState):
             status, doc = exc.status, exc.body()
             if exc.message == "Not Found":
                 return h.send(404, _NOT_FOUND_PAGE, {"Content-Type": "text/html; charset=utf-8", **rate})
-        body = encode(doc)
-        if fault and fault.name == "truncated":
-            body = body[: len(body) // 2]
-        elif fault and fault.name == "invalid_utf8":
-            cut = body.find(b'"content":"')
-            cut = cut + 11 if cut >= 0 else len(body) // 2
-            body = body[:cut] + b"\xff\xfe\xc3(" + body[cut:]
-        return h.send(status, body, {**headers, **rate})
+        return h.send(status, spoil(encode(doc), fault, b'"content":"'), {**headers, **rate})
 
-    def serve_control(self, h: _Handler, method: str, kwargs: dict[str, Any]) -> None:
-        """POST /_control/<method>: call a control method with JSON kwargs; answers {"result": ...}."""
-        if method not in CONTROL_METHODS:
-            return h.send(404, encode({"error": f"no control method {method!r}"}), {})
-        try:
-            result = getattr(self, method)(**kwargs)
-        except (TypeError, ValueError, KeyError) as exc:
-            return h.send(400, encode({"error": str(exc.args[0]) if exc.args else type(exc).__name__}), {})
-        return h.send(200, encode({"result": result}), {})
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real API
-    server_version = "Mastodon"
-    sys_version = ""
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; without NODELAY each response waits for a delayed ACK.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    @property
-    def sim(self) -> SimulatedMastodon:
-        return self.server.sim  # type: ignore[attr-defined,no-any-return]
-
-    def date_time_string(self, timestamp: float | None = None) -> str:
-        """The Date header on the simulator's clock, so rate-limit resets line up with it."""
-        return format_datetime(self.sim.now(), usegmt=True)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-        pass  # tests and the demo do not want an access log on stderr
-
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        self.sim.serve_get(self)
-
-    def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b"{}"
-        path = urlsplit(self.path).path
-        if not path.startswith("/_control/"):
-            return self.send(405, encode({"error": "only GET, and POST /_control/<method>"}), {})
-        try:
-            kwargs = json.loads(raw or b"{}")
-        except ValueError:
-            kwargs = None
-        if not isinstance(kwargs, dict):
-            return self.send(400, encode({"error": "body must be a JSON object"}), {})
-        self.sim.serve_control(self, path.removeprefix("/_control/"), kwargs)
-
-    def send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        """Write one complete response; a client that hung up early is not our problem."""
-        try:
-            self.send_response(status)
-            for k, v in {"Content-Type": "application/json; charset=utf-8", **headers}.items():
-                self.send_header(k, v)
-            self.send_header("Cache-Control", "private, no-store")
-            self.send_header("X-Request-Id", f"{random.getrandbits(64):016x}")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+    def control_error(self, exc: Exception) -> str:
+        return str(exc.args[0]) if exc.args else type(exc).__name__
 
 
 # -- demo data -----------------------------------------------------------------------------------------
@@ -344,9 +207,7 @@ def seed_demo(sim: MastodonState, seed: int = 11, now: datetime | None = None) -
 
 def main(argv: list[str] | None = None) -> None:
     """Run the simulator in the foreground until interrupted."""
-    ap = argparse.ArgumentParser(description="Simulated Mastodon client API for one account")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8766)
+    ap = command_line("Simulated Mastodon client API for one account", 8766)
     ap.add_argument("--account-id", default="109876")
     ap.add_argument("--token", default=None, help="accept this bearer token (default: public access only)")
     ap.add_argument("--seed-demo", action="store_true", help="fill the account with demo statuses and replies")
@@ -355,13 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.seed_demo:
         seed_demo(sim)
     sim.start()
-    print(f"Simulated Mastodon account {args.account_id} at {sim.instance}; Ctrl-C stops", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
+    sim.serve_until_interrupted(f"Simulated Mastodon account {args.account_id} at {sim.instance}; Ctrl-C stops")
 
 
 if __name__ == "__main__":
