@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 bench: $(STAMP) ## print throughput numbers
 	$(BIN)/python -m bench.capture
+	$(BIN)/python -m bench.search
 
 clean:
 	rm -rf demo-archive build dist *.egg-info

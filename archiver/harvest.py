@@ -190,6 +190,12 @@ def harvest_account(archive: Archive, acc: AccountConfig, *, trigger: str = "man
         result.events[k] = c.events.get(k, 0)
     result.duration_s = time.monotonic() - started
     _finish_run(archive, result, account_id, new_state if result.status == "ok" else None)
+    if result.pages or result.changed_records:
+        # One index writer per harvest, after the DB commits; a crash in between is repaired by the
+        # high-water mark at the next harvest or search.
+        from .search.indexer import catch_up_quietly
+
+        catch_up_quietly(archive)
     log.info("harvest account=%s status=%s new_records=%d new_versions=%d events=%s duration=%.1fs%s",
              acc.name, result.status, result.new_records, result.new_versions,
              ",".join(f"{k}:{v}" for k, v in result.events.items() if v) or "none", result.duration_s,

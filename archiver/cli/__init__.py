@@ -97,6 +97,6 @@ def register(*modules: Callable[[click.Group], None]) -> None:
         mod(main)
 
 
-from . import archive_cmds, demo_cmd, run_cmds  # noqa: E402
+from . import archive_cmds, demo_cmd, run_cmds, search_cmds  # noqa: E402
 
-register(archive_cmds.attach, run_cmds.attach, demo_cmd.attach)
+register(archive_cmds.attach, search_cmds.attach, run_cmds.attach, demo_cmd.attach)
