@@ -32,6 +32,7 @@ from .verify import verify_archive
 log = logging.getLogger(__name__)
 JOBS_TABLE = "scheduler_jobs"
 FIXITY_JOB = "housekeeping:fixity"
+INDEX_JOB = "housekeeping:index"
 
 # APScheduler persists a job as a reference to a module-level function plus its arguments, so the
 # function needs a way back to the live runner; this is process state (set by Runner.start), not config.
@@ -53,6 +54,8 @@ def _run_job(kind: str, name: str) -> None:
         runner.run_account(name)
     elif kind == "fixity":
         runner.fixity_sweep()
+    elif kind == "index":
+        runner.index_catch_up()
 
 
 def trigger_for(acc: AccountConfig, timezone: str) -> BaseTrigger:
@@ -147,6 +150,10 @@ class Runner:
             self.scheduler.add_job(_run_job, trig, args=["harvest", acc.name], id=jid, name=f"harvest {acc.name}",
                                    replace_existing=True, next_run_time=self._now())
             actions[jid] = "added" if job is None else "changed"
+        if self.scheduler.get_job(INDEX_JOB) is None:
+            # Harvests keep the index current; this nightly pass repairs it after any crash or outage.
+            self.scheduler.add_job(_run_job, CronTrigger(hour=3, minute=17, timezone=tz), args=["index", ""],
+                                   id=INDEX_JOB, name="nightly search index catch-up", replace_existing=True)
         if self.scheduler.get_job(FIXITY_JOB) is None:
             self.scheduler.add_job(_run_job, IntervalTrigger(days=1, timezone=tz), args=["fixity", ""],
                                    id=FIXITY_JOB, name="daily fixity sweep", replace_existing=True)
@@ -181,6 +188,14 @@ class Runner:
                     len(rep.blobs_bad), "intact" if rep.audit_ok else f"broken at entry {rep.first_bad_entry}")
         except Exception:  # noqa: BLE001
             log.exception("fixity sweep could not run")
+
+    def index_catch_up(self) -> None:
+        """Bring the search index up to the archive (never raises)."""
+        from .search.indexer import catch_up_quietly
+
+        n = catch_up_quietly(self.archive)
+        if n is not None:
+            log.info("search index: %d records caught up", n)
 
     def _now(self) -> datetime:
         return self.clock.now()

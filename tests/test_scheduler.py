@@ -16,7 +16,15 @@ from sqlalchemy import select
 
 from archiver.config import load_settings
 from archiver.db.models import Account, HarvestRun
-from archiver.scheduler import FIXITY_JOB, Runner, account_status, backoff_delay, job_id, next_run_times
+from archiver.scheduler import (
+    FIXITY_JOB,
+    INDEX_JOB,
+    Runner,
+    account_status,
+    backoff_delay,
+    job_id,
+    next_run_times,
+)
 from archiver.simulated.facebook import SimulatedFacebook, seed_demo
 
 TOKEN = "EAAGschedTOKEN-55e1"
@@ -106,7 +114,8 @@ def test_restart_keeps_next_run_times_and_does_not_double_run(tmp_path, db_url, 
     assert len(runs_of(runner, "good-page")) == 1
     runner.start()
     assert runner.sync_jobs()[job_id("good-page")] == "kept"
-    assert runner.scheduler.get_job(FIXITY_JOB) is not None
+    assert runner.scheduler.get_job(FIXITY_JOB) is not None and runner.scheduler.get_job(INDEX_JOB) is not None
+    runner.index_catch_up()  # nothing new since the harvest indexed: a no-op that must not raise
     time.sleep(2)
     runner.stop()
     runner = Runner(lambda: load_settings(cfg))
@@ -125,7 +134,8 @@ def test_reload_adds_changes_and_removes_jobs(tmp_path, db_url, pages) -> None:
         assert runner.sync_jobs() == {job_id("good-page"): "added"}
         write_config(cfg, db_url, [("good-page", good.api_base, "2h"), ("other-page", bad.api_base, "1h")])
         runner.reload()
-        assert {j.id for j in runner.scheduler.get_jobs()} == {job_id("good-page"), job_id("other-page"), FIXITY_JOB}
+        assert {j.id for j in runner.scheduler.get_jobs()} == {job_id("good-page"), job_id("other-page"),
+                                                              FIXITY_JOB, INDEX_JOB}
         assert "2:00:00" in str(runner.scheduler.get_job(job_id("good-page")).trigger)
         write_config(cfg, db_url, [("other-page", bad.api_base, "1h")])
         assert runner.reload() == {job_id("good-page"): "removed", job_id("other-page"): "kept"}
