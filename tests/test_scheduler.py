@@ -74,7 +74,9 @@ def test_two_accounts_one_failing_backs_off_and_the_other_keeps_going(tmp_path, 
         runner.stop()
     runner = Runner(lambda: load_settings(cfg))  # a fresh view of the database
     ok_runs, bad_runs = runs_of(runner, "good-page"), runs_of(runner, "bad-page")
-    assert len(ok_runs) >= 3 and all(r.status == "ok" for r in ok_runs), [r.status for r in ok_runs]
+    assert len(ok_runs) >= 3 and all(r.status == "ok" for r in ok_runs[:-1]), [r.status for r in ok_runs]
+    # The last one may have been cut short by runner.stop(): then it says so.
+    assert ok_runs[-1].status == "ok" or "shutting down" in (ok_runs[-1].error or "")
     assert all(r.trigger == "schedule" for r in ok_runs + bad_runs)
     assert 2 <= len(bad_runs) <= 4  # 1 s interval, but 2 s then 4 s apart after failures
     assert all(r.status == "failed" and "access token" in r.error for r in bad_runs)
