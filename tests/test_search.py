@@ -537,3 +537,18 @@ def test_one_word_fast_path_equals_the_full_evaluation(archive: Archive, monkeyp
             monkeypatch.setattr(engine, "LAZY", 1)
             assert search(archive, q, limit=7, offset=2, sort=sort) == want, (q, sort)
     assert "scores" in used and "ends" in used
+
+
+def test_empty_archive_and_quiet_catch_up(archive: Archive, monkeypatch: pytest.MonkeyPatch,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    assert indexer.catch_up(archive) == 0
+    assert search(archive, "police") == {"total": 0, "hits": []}
+    assert search(archive, "status:removed", sort="newest")["total"] == 0
+    with pytest.raises(UsageError, match="only very common words"):
+        search(archive, "the and")
+
+    def broken(arch: Archive, progress: Any = None) -> int:
+        raise indexer.IndexBusy("locked")
+
+    monkeypatch.setattr(indexer, "catch_up", broken)
+    assert indexer.catch_up_quietly(archive) is None and "search index not updated" in caplog.text

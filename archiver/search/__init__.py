@@ -6,7 +6,8 @@ test setting); whoosh-reloaded is the same code, API and on-disk index format wi
 rewrite ``whoosh-ng`` changes the index format, so it is not a drop-in.
 
 Modules: ``schema`` (fields, analysis, record -> document), ``query`` (the query language -> a tree,
-with positioned errors), ``engine`` (runs a tree over the index's segments), ``indexer`` (catch-up,
-rebuild, locking, high-water mark), ``searcher`` (``search()``: catch-up-free query + DB hydration).
+with positioned errors), ``plan`` (tree -> index terms), ``postings`` (segments, posting blocks,
+cached term sets), ``engine`` (evaluation, counting, ranking), ``indexer`` (catch-up, rebuild,
+locking, high-water mark), ``searcher`` (``search()``: run a query, hydrate hits from the database).
 Nothing here is imported by ``archiver`` at start-up: commands import it when they need it.
 """

@@ -52,6 +52,7 @@ LOCK_TIMEOUT = 60.0
 REBUILD_TIMEOUT = 4 * 3600.0
 NO_INDEX = "there is no search index yet"
 BATCH = 1000
+WRITER_MB = 512  # posting buffer per indexing process before it spills sorted runs to disk
 
 
 class IndexBusy(ArchiverError):
@@ -280,7 +281,7 @@ def rebuild(archive: Archive, progress: Progress | None = None, *, procs: int | 
         # Millions of small posting tuples make the cyclic GC's full passes dominate; none are cyclic.
         gc.disable()
         kw: dict[str, Any] = {"procs": procs, "multisegment": True} if procs > 1 else {}
-        writer = ix.writer(limitmb=256, compound=False, **kw)
+        writer = ix.writer(limitmb=WRITER_MB, compound=False, **kw)
         done, tz = 0, _tz(archive)
         try:
             with archive.db.read() as s:

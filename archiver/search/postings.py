@@ -211,6 +211,8 @@ def open_segments(reader: Any, ordered: set[str]) -> list[Segment]:
     """The leaf segments of a whoosh reader (``ordered``: ids of segments written in created order)."""
     segs = []
     for r, off in reader.leaf_readers():
+        if r.segment() is None:  # an empty index
+            continue
         segid = r.segment().segment_id()
         deleted = r.deleted_docs_set if r.has_deletions() else frozenset()
         segs.append(Segment(r, off, _cache_for(segid), deleted, r.doc_count_all(), segid in ordered))

@@ -9,6 +9,9 @@ matched word wrapped in « and » (U+00AB, U+00BB). Snippets are plain text, not
 characters are left as they are, so whoever renders them must escape them like any other record text.
 When only an earlier version matched, the snippet is taken from it and starts with "(earlier version) ".
 
+Relevance is BM25 over the latest text (and author words); records that only an earlier version
+matches come after those, newest first. Ties are broken newest first.
+
 The opened index is kept per index directory and reused while its generation is unchanged, so a
 long-lived process pays for opening it once.
 """
