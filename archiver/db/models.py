@@ -205,3 +205,7 @@ class Meta(Base):
     __tablename__ = "archive_meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(ExactText)
+
+
+# The other model modules register their tables on Base.metadata (migrations and create_all see them).
+from . import request_models, retention_models  # noqa: E402,F401
