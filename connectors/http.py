@@ -14,15 +14,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
-
-import requests
 
 from archiver.clock import Clock
 from archiver.errors import ConnectorError, MalformedResponse, TransientError
 
 from .base import Exchange
+
+if TYPE_CHECKING:
+    # Imported where used: `archiver search` and other commands that only list connectors stay fast.
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,8 @@ class HttpClient:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.retry_policy = retry_policy or RetryPolicy()
+        import requests
+
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = user_agent
         self._secrets: list[str] = []
@@ -191,6 +195,8 @@ class HttpClient:
         self, url: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
     ) -> Exchange:
         """GET ``url``; the Exchange's URL and body carry no secret. Network failures -> TransientError."""
+        import requests
+
         shown = self.strip_url(url)
         try:
             resp = self.session.get(

@@ -42,7 +42,6 @@ from html.parser import HTMLParser
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
-import feedparser
 
 from archiver.errors import AuthError, ConfigError, ConnectorError, RateLimited, TransientError
 
@@ -66,8 +65,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"
-# bozo exceptions that do not mean the document was misread (see the module docstring).
-HARMLESS_BOZO = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+# bozo exceptions that do not mean the document was misread (see the module docstring), by name: feedparser
+# is imported where feeds are parsed, so commands that only list connectors do not pay for it.
+HARMLESS_BOZO = ("CharacterEncodingOverride", "NonXMLContentType")
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
          (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 _XML_DECL_RE = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]*)["']""")
@@ -193,6 +193,8 @@ class FeedConnector(HttpConnector):
         encoding, source, text = decode_document(ex.body, header(ex.headers, "Content-Type"))
         if text is None:
             raise WalkError(f"malformed feed from {ex.url}: {source}", ex)
+        import feedparser
+
         parsed = feedparser.parse(
             io.BytesIO(ex.body),  # bytes, never a str: feedparser would fetch URLs and open file names
             # No content-location: feedparser would resolve relative atom:ids against it, and keys must
@@ -201,7 +203,7 @@ class FeedConnector(HttpConnector):
             sanitize_html=False, resolve_relative_uris=False,
         )
         problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
-        if problem is not None and not isinstance(problem, HARMLESS_BOZO):
+        if problem is not None and type(problem).__name__ not in HARMLESS_BOZO:
             raise WalkError(f"malformed feed from {ex.url}: {type(problem).__name__}: {problem}", ex)
         version = parsed.get("version") or ""
         if not version:

@@ -7,9 +7,7 @@ from typing import Any
 
 import click
 
-from ..harvest import harvest_account
 from ..records import KINDS, STATUSES, list_records, show_record
-from ..verify import verify_archive
 from . import AppContext, emit_json, fail
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -43,11 +41,14 @@ def attach(group: click.Group) -> None:
             rev = arch.init()
             st = arch.settings.storage
             doc = {"database_url": _safe_url(st.database_url), "blobs": arch.blobs.location,
-                   "index_dir": str(st.index_dir), "exports_dir": str(st.exports_dir), "schema": rev}
+                   "index_dir": str(st.index_dir), "exports_dir": str(st.exports_dir), "schema": rev,
+                   "blob_store": arch.blob_store_note}
         if as_json:
             emit_json(doc)
         else:
             click.echo(f"archive ready: database {doc['database_url']} (schema {rev}), blobs {doc['blobs']}")
+            if arch.blob_store_note:
+                click.echo(arch.blob_store_note)
 
     @group.command()
     @click.option("--account", "accounts", multiple=True, metavar="NAME", help="Only this account (repeatable).")
@@ -63,6 +64,8 @@ def attach(group: click.Group) -> None:
         Example:
           archiver harvest --account apd-facebook --json
         """
+        from ..harvest import harvest_account  # keeps the harvest machinery out of other commands' start-up
+
         settings = app.settings
         targets = [settings.account(n) for n in accounts] if accounts else [a for a in settings.accounts if a.enabled]
         if not targets:
@@ -146,6 +149,8 @@ def attach(group: click.Group) -> None:
           archiver verify --json
         """
         with app.archive() as arch:
+            from ..verify import verify_archive  # loads the capture machinery
+
             rep = verify_archive(arch, progress=_progress("verifying blobs"))
         if as_json:
             emit_json(rep.to_json())
