@@ -42,7 +42,6 @@ from html.parser import HTMLParser
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
-
 from archiver.errors import AuthError, ConfigError, ConnectorError, RateLimited, TransientError
 
 from .base import (
