@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cached_property
 
-from .blobstore import BlobStore, LocalBlobStore, open_blobstore
+from .blobstore import BlobStore, open_blobstore
 from .clock import Clock, SystemClock
 from .config import AccountConfig, Settings
 from .db.engine import Database
@@ -25,6 +25,7 @@ class Archive:
         self.registry = registry or ConnectorRegistry.discover()
         self.db = db or Database(settings.storage.database_url)
         self.blobs = blobs or open_blobstore(settings.storage)
+        self.blob_store_note: str | None = None  # set by init() for stores that report on themselves
 
     @classmethod
     def open(cls, settings: Settings, *, check_schema: bool = True, **kw: object) -> Archive:
@@ -40,8 +41,8 @@ class Archive:
 
     def init(self) -> str:
         """Create the data directories and bring the database schema up to date."""
-        if isinstance(self.blobs, LocalBlobStore):
-            self.blobs.init()
+        # Local: creates the root. S3: checks the bucket is reachable and notes whether Object Lock is on.
+        self.blob_store_note = self.blobs.init()
         self.settings.storage.index_dir.mkdir(parents=True, exist_ok=True)
         self.settings.storage.exports_dir.mkdir(parents=True, exist_ok=True)
         return self.db.upgrade()

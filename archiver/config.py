@@ -7,7 +7,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,7 +32,8 @@ class AgencySettings:
     state: str = "KS"
     timezone: str = "America/Chicago"
     custodian: str = "Records Custodian"
-    holidays: tuple[str, ...] = ()
+    holidays: tuple[str, ...] = ()  # ISO dates the agency is closed (KORA business days skip them)
+    templates_dir: str | None = None  # as written; relative to the config file's directory
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class StorageSettings:
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     s3_lock_mode: str = "COMPLIANCE"
+    s3_lock_days: int = 730  # minimum Object Lock retention of a new blob (0: none at put time)
 
 
 @dataclass(frozen=True)
@@ -169,9 +171,9 @@ def load_settings(
 
 
 _SECTIONS: dict[str, set[str]] = {
-    "agency": {"name", "bates_prefix", "state", "timezone", "custodian", "holidays"},
+    "agency": {"name", "bates_prefix", "state", "timezone", "custodian", "holidays", "templates_dir"},
     "storage": {"database_url", "blobs", "index_dir", "exports_dir", "s3_endpoint_url", "s3_region",
-                "s3_lock_mode"},
+                "s3_lock_mode", "s3_lock_days"},
     "retention": {"schedules", "default_series"},
     "scheduler": {"fixity_days", "backoff_max", "misfire_grace"},
     "accounts": set(),
@@ -242,11 +244,27 @@ def _agency(sec: dict[str, Any]) -> AgencySettings:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"agency.timezone: unknown time zone {tz!r} (use e.g. America/Chicago)") from None
     if "holidays" in sec:
-        hol = sec["holidays"]
-        if not isinstance(hol, list) or not all(isinstance(h, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", h) for h in hol):
-            raise ConfigError("agency.holidays must be a list of dates like \"2026-12-24\"")
-        vals["holidays"] = tuple(hol)
+        vals["holidays"] = _holidays(sec["holidays"])
+    if "templates_dir" in sec:
+        vals["templates_dir"] = _str("agency", "templates_dir", sec["templates_dir"])
     return AgencySettings(**{**a.__dict__, **vals})
+
+
+def _holidays(hol: Any) -> tuple[str, ...]:
+    if not isinstance(hol, list):
+        raise ConfigError("agency.holidays must be a list of dates like [\"2026-12-24\"]")
+    out = []
+    for h in hol:
+        # TOML has a native date type: an unquoted 2026-12-24 arrives as a date.
+        text = h.isoformat() if isinstance(h, date) and not isinstance(h, datetime) else h
+        try:
+            if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                raise ValueError
+            date.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"agency.holidays: {h!r} is not a date like \"2026-12-24\"") from None
+        out.append(text)
+    return tuple(out)
 
 
 def _path(base: Path, value: str) -> Path:
@@ -270,6 +288,20 @@ def _storage(sec: dict[str, Any], base: Path) -> StorageSettings:
     mode = str(sec.get("s3_lock_mode", "COMPLIANCE")).upper()
     if mode not in ("COMPLIANCE", "GOVERNANCE"):
         raise ConfigError(f"storage.s3_lock_mode must be COMPLIANCE or GOVERNANCE, not {mode!r}")
+    lock_days = sec.get("s3_lock_days", 730)
+    try:
+        lock_days = int(lock_days)  # an env override arrives as a string
+    except (TypeError, ValueError):
+        lock_days = -1
+    if isinstance(sec.get("s3_lock_days"), bool) or lock_days < 0:
+        raise ConfigError(f"storage.s3_lock_days must be a whole number of days >= 0, not {sec.get('s3_lock_days')!r}")
+    for key in ("s3_endpoint_url", "s3_region"):
+        if key in sec:
+            _str("storage", key, sec[key])
+    if "s3_endpoint_url" in sec and not re.match(r"^https?://", sec["s3_endpoint_url"]):
+        raise ConfigError(f"storage.s3_endpoint_url must be an http:// or https:// URL, not {sec['s3_endpoint_url']!r}")
+    if blobs.startswith("s3://") and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?", blobs):
+        raise ConfigError(f"storage.blobs: {blobs!r} is not s3://bucket or s3://bucket/prefix")
     return StorageSettings(
         database_url=db,
         blobs=blobs,
@@ -278,6 +310,7 @@ def _storage(sec: dict[str, Any], base: Path) -> StorageSettings:
         s3_endpoint_url=sec.get("s3_endpoint_url"),
         s3_region=sec.get("s3_region"),
         s3_lock_mode=mode,
+        s3_lock_days=lock_days,
     )
 
 

@@ -55,6 +55,10 @@ class BlobMissing(BlobError):
         super().__init__(f"blob {sha256} is missing from the blob store")
 
 
+class BlobLocked(BlobError):
+    """The blob store refuses to destroy a blob: its retention has not expired or it is under legal hold."""
+
+
 class ConnectorError(ArchiverError):
     """A platform connector could not complete a walk."""
 
@@ -77,3 +81,11 @@ class MalformedResponse(ConnectorError):
 
 class AccountBusy(ArchiverError):
     """Another harvest of the same account is running."""
+
+
+class RequestError(ArchiverError):
+    """An open-records request action that cannot be done (closed request, bad citation, text not found)."""
+
+
+class ExportError(ArchiverError):
+    """A disclosure packet could not be built (bad template, unsafe record id, invalid bag); nothing is left behind."""

@@ -27,7 +27,8 @@ from .connectors.base import Page, SaveState, WalkComplete, WalkFailed, WalkPlan
 from .connectors.http import HttpClient
 from .db.models import Account, HarvestRun
 from .db.types import dumps
-from .errors import ArchiverError, AuthError, BlobError, ConfigError, ConnectorError
+from .errors import AccountBusy, ArchiverError, AuthError, BlobError, ConfigError, ConnectorError
+from .lease import AccountLease
 
 log = logging.getLogger(__name__)
 EVENT_KEYS = ("edited", "hidden", "unhidden", "removed", "restored")
@@ -47,6 +48,7 @@ class RunResult:
     items_seen: int = 0
     error: str | None = None
     duration_s: float = 0.0
+    busy: bool = False  # not run at all: another harvest of the account holds its lease
     changed_records: set[str] = field(default_factory=set, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -54,7 +56,7 @@ class RunResult:
         return {"account": self.account, "status": self.status, "run_id": self.run_id,
                 "new_records": self.new_records, "new_versions": self.new_versions, "events": dict(self.events),
                 "pages": self.pages, "items_seen": self.items_seen, "error": self.error,
-                "duration_s": round(self.duration_s, 3)}
+                "duration_s": round(self.duration_s, 3), "busy": self.busy}
 
 
 def ensure_account(archive: Archive, acc: AccountConfig) -> int:
@@ -113,9 +115,31 @@ def harvest_account(archive: Archive, acc: AccountConfig, *, trigger: str = "man
 
     ``should_stop`` is asked after every stored page: when it says yes the run ends there (status
     partial, nothing concluded about removals), so a shutdown never leaves half a page behind.
+
+    While another harvest of the account runs (any process, any host on the same database) this one
+    does nothing: status "failed", ``busy`` true, no harvest-run row (the other run is the record).
     """
     started = time.monotonic()
     result = RunResult(account=acc.name, status="failed")
+    try:
+        lease = AccountLease(archive.db, acc.name)
+    except AccountBusy as exc:
+        result.error, result.busy = str(exc), True
+        result.duration_s = time.monotonic() - started
+        log.warning("harvest %s: %s", acc.name, exc)
+        return result
+    except Exception as exc:  # noqa: BLE001 - e.g. the database is unreachable; never raise to the scheduler
+        result.error = f"cannot take the account's harvest lease: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        log.error("harvest %s: %s", acc.name, result.error)
+        return result
+    try:
+        return _harvest_leased(archive, acc, result, started, trigger, rng, should_stop)
+    finally:
+        lease.release()
+
+
+def _harvest_leased(archive: Archive, acc: AccountConfig, result: RunResult, started: float, trigger: str,
+                    rng: random.Random | None, should_stop: Callable[[], bool] | None) -> RunResult:
     try:
         account_id = ensure_account(archive, acc)
         series = archive.series_for(acc)

@@ -78,3 +78,42 @@ def archive(tmp_path: Path, db_url: str, clock: FakeClock, registry: ConnectorRe
     arch.init()
     yield arch
     arch.close()
+
+
+# -- S3: moto's server over real HTTP -----------------------------------------------------------------
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """http://127.0.0.1:PORT of a moto S3 server shared by the session (fake credentials in the env)."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on stderr
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in S3_ENV.items():
+            mp.setenv(k, v)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def s3_client(s3_endpoint: str) -> Any:
+    """A boto3 client talking to the moto server (to set up and inspect buckets behind the store's back)."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+
+
+def new_bucket(client: Any, *, object_lock: bool) -> str:
+    """A fresh, uniquely named bucket; with Object Lock (and so versioning) when asked."""
+    name = f"test-{'locked' if object_lock else 'plain'}-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name, **({"ObjectLockEnabledForBucket": True} if object_lock else {}))
+    return name

@@ -6,10 +6,21 @@ import abc
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
-from ..errors import BlobCorrupt, BlobError
+from ..errors import BlobCorrupt, BlobError, BlobMissing
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class LockStatus:
+    """What the store itself enforces on one blob (a local disk enforces nothing)."""
+
+    retain_until: datetime | None  # aware UTC; None: no retention date on the object
+    mode: str | None  # "COMPLIANCE" | "GOVERNANCE" | None
+    legal_hold: bool
 
 
 def sha256_hex(data: bytes) -> str:
@@ -30,13 +41,21 @@ class BlobStore(abc.ABC):
     #: a URL-ish description for messages and `init --json`
     location: str
 
-    @abc.abstractmethod
-    def put_many(self, blobs: Iterable[bytes]) -> list[str]:
-        """Store blobs durably (all of them are durable when this returns); existing ones are no-ops."""
+    def init(self) -> str | None:
+        """Prepare the store for use (`archiver init`); may return a one-line note about it."""
+        return None
 
-    def put(self, data: bytes) -> str:
+    @abc.abstractmethod
+    def put_many(self, blobs: Iterable[bytes], *, retain_until: datetime | None = None) -> list[str]:
+        """Store blobs durably (all of them are durable when this returns); existing ones are no-ops.
+
+        ``retain_until`` (aware datetime) asks a store with object locking to keep new blobs at least
+        that long; without it such a store applies its configured minimum. Other stores ignore it.
+        """
+
+    def put(self, data: bytes, *, retain_until: datetime | None = None) -> str:
         """Store one blob durably and return its address."""
-        return self.put_many([data])[0]
+        return self.put_many([data], retain_until=retain_until)[0]
 
     @abc.abstractmethod
     def get_unchecked(self, sha256: str) -> bytes:
@@ -61,3 +80,29 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def iterate(self) -> Iterator[str]:
         """Every stored address (order unspecified)."""
+
+    # -- retention enforcement by the store (S3 Object Lock); the DB's holds and dates are checked too --
+    def protect(self, sha256: str, until: datetime) -> None:
+        """Keep the blob undeletable until ``until`` (aware datetime); extends, never shortens.
+
+        A store that cannot enforce retention (a local disk) does nothing: disposition relies on the
+        database's dates and holds there. Raises BlobMissing if the blob is not stored.
+        """
+        self._require(sha256)
+
+    def legal_hold(self, sha256: str, on: bool) -> None:
+        """Set (``on``) or clear the blob's legal-hold flag; a store without object locking does nothing."""
+        self._require(sha256)
+
+    @abc.abstractmethod
+    def destroy(self, sha256: str) -> None:
+        """Delete the blob for disposition; BlobLocked if the store still protects it; missing is a no-op."""
+
+    def lock_status(self, sha256: str) -> LockStatus:
+        """The retention date, mode and legal-hold flag the store enforces on this blob (BlobMissing if absent)."""
+        self._require(sha256)
+        return LockStatus(retain_until=None, mode=None, legal_hold=False)
+
+    def _require(self, sha256: str) -> None:
+        if not self.exists(check_address(sha256)):
+            raise BlobMissing(sha256)

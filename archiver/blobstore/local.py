@@ -8,6 +8,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 from ..errors import BlobError, BlobMissing
@@ -36,8 +37,11 @@ class LocalBlobStore(BlobStore):
         for stale in self.root.glob("??/.*.tmp"):
             stale.unlink(missing_ok=True)
 
-    def put_many(self, blobs: Iterable[bytes]) -> list[str]:
-        """Write every new blob to a temp name, make them durable together, then rename into place."""
+    def put_many(self, blobs: Iterable[bytes], *, retain_until: datetime | None = None) -> list[str]:
+        """Write every new blob to a temp name, make them durable together, then rename into place.
+
+        ``retain_until`` is ignored: a local disk cannot enforce retention (see protect()).
+        """
         addresses: list[str] = []
         pending: list[tuple[str, str]] = []
         seen: set[str] = set()
@@ -123,14 +127,32 @@ class LocalBlobStore(BlobStore):
                 if SHA256_RE.match(f.name):
                     yield f.name
 
-    def delete(self, sha256: str) -> None:
-        """Remove a blob (disposition only; the caller has checked holds and eligibility)."""
+    # protect(), legal_hold() and lock_status() are the base class's: a local disk cannot stop its
+    # administrator deleting a file, so they enforce nothing; disposition checks the database's dates
+    # and holds before calling destroy().
+
+    def destroy(self, sha256: str) -> None:
+        """Remove a blob for disposition (the caller has checked holds and eligibility); missing is a no-op."""
         p = self.path(sha256)
+        if not os.path.lexists(p):
+            return
         try:
             os.chmod(p, stat.S_IRUSR | stat.S_IWUSR)
-            p.unlink()
+            try:
+                p.unlink()
+            except PermissionError:
+                # A folder made read-only by an administrator: allow the removal of this one entry.
+                os.chmod(p.parent, stat.S_IRWXU)
+                p.unlink()
+            _fsync_dir(p.parent)
         except FileNotFoundError:
             return
+        except OSError as exc:
+            raise BlobError(f"cannot destroy blob {sha256}: {exc.strerror}") from None
+
+    def delete(self, sha256: str) -> None:
+        """Old name of destroy()."""
+        self.destroy(sha256)
 
 
 def _write_all(fd: int, data: bytes) -> None:
