@@ -130,11 +130,16 @@ def attach(group: click.Group) -> None:
             emit_json(doc)
             return
         click.echo(f"{doc['record_id']}  {doc['platform']} {doc['account']} {doc['kind']} {doc['native_id']}")
-        click.echo(f"  author: {doc['author']}  created: {doc['created_at']}  status: {doc['status']}")
-        click.echo(f"  permalink: {doc['permalink']}")
+        gone = "(destroyed)" if doc["status"] == "disposed" else "(unknown)"
+        click.echo(f"  author: {doc['author'] or gone}  created: {doc['created_at'] or '(unknown)'}  "
+                   f"status: {doc['status']}")
+        click.echo(f"  permalink: {doc['permalink'] or gone}")
         for v in doc["versions"]:
             click.echo(f"  version {v['seq']} captured {v['captured_at']} sha256 {v['sha256']}")
-            click.echo("    " + repr(v["text"]))
+            if doc["status"] == "disposed":
+                click.echo("    (content destroyed at disposition; the hash above is what was kept)")
+            else:
+                click.echo("    " + repr(v["text"]))
         for e in doc["events"]:
             click.echo(f"  event {e['type']} at {e['at']}")
 

@@ -186,6 +186,43 @@ def catch_up_quietly(archive: Archive) -> int | None:
         return None
 
 
+def purge_deleted(archive: Archive) -> int:
+    """Rewrite the index segments that hold deleted documents; returns how many were rewritten.
+
+    Whoosh's delete only marks a document: its terms and stored text stay in the segment files until
+    the segment is merged. Disposition calls this after its catch-up so a destroyed record's words
+    leave the disk, not just the results.
+    """
+    from whoosh.reading import SegmentReader
+
+    d = archive.settings.storage.index_dir
+    with index_lock(d):
+        if _problem(archive, d)[0] is not None:
+            return 0  # no usable index: the next catch-up rebuilds it from the (already tombstoned) DB
+        rewritten = 0
+
+        def merge_deleted(writer: Any, segments: list[Any]) -> list[Any]:
+            nonlocal rewritten
+            keep = []
+            for seg in segments:
+                if seg.has_deletions():
+                    reader = SegmentReader(writer.storage, writer.schema, seg)
+                    writer.add_reader(reader)  # copies only the live documents, in order
+                    reader.close()
+                    rewritten += 1
+                else:
+                    keep.append(seg)
+            return keep
+
+        writer = _open(d).writer(timeout=LOCK_TIMEOUT, compound=False)
+        try:
+            writer.commit(mergetype=merge_deleted)
+        except BaseException:
+            writer.cancel()
+            raise
+        return rewritten
+
+
 def _changed_ids(s: Session, after: int, upto: int) -> list[str]:
     q = (select(AuditEntry.subject).where(AuditEntry.seq > after, AuditEntry.seq <= upto,
                                           AuditEntry.subject.like("rec\\_%", escape="\\")).distinct())
