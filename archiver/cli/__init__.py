@@ -97,6 +97,16 @@ def register(*modules: Callable[[click.Group], None]) -> None:
         mod(main)
 
 
-from . import archive_cmds, demo_cmd, run_cmds, search_cmds  # noqa: E402
+from . import (  # noqa: E402
+    archive_cmds,
+    demo_cmd,
+    hold_cmds,
+    request_cmds,
+    retention_cmds,
+    run_cmds,
+    search_cmds,
+    storage_cmds,
+)
 
-register(archive_cmds.attach, search_cmds.attach, run_cmds.attach, demo_cmd.attach)
+register(archive_cmds.attach, search_cmds.attach, run_cmds.attach, demo_cmd.attach, request_cmds.attach,
+         retention_cmds.attach, hold_cmds.attach, storage_cmds.attach)
