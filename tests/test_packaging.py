@@ -32,7 +32,13 @@ def test_wheel_holds_data_files_and_entry_points(wheel: Path) -> None:
                    "archiver/connectors/facebook.py",
                    "archiver/templates/__init__.py",
                    "archiver/exports/__init__.py",
-                   "archiver/search/indexer.py"):
+                   "archiver/search/indexer.py",
+                   "archiver/retention_schedules/laws/kora.yaml",
+                   "archiver/retention_schedules/laws/cpra.yaml",
+                   "archiver/templates/packet.html",
+                   "archiver/templates/packet.css",
+                   "archiver/templates/cover-letter-kora.html",
+                   "archiver/templates/certification.txt.j2"):
         assert needed in names, needed
     assert not any(n.startswith(("connectors/", "templates/", "tests/")) for n in names)
     ep = next(n for n in names if n.endswith("entry_points.txt"))
