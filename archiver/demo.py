@@ -16,9 +16,11 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from .archive import Archive
 from .config import load_settings
 from .db.models import Account, Event, HarvestRun, Record, Version
 from .errors import UsageError
@@ -139,8 +141,6 @@ def run_demo(directory: Path, say: Callable[[str], None] = print) -> int:
         say("Simulated platforms (local servers, no network):")
         say(f"  Facebook page   {fb.api_base}\n  Mastodon        {masto.instance}\n  Nixle-style RSS {feeds.url_for('alerts')}")
         say(f"Archive: {directory}  (SQLite + local blobs)\n")
-        from .archive import Archive
-
         with Archive(load_settings(cfg)) as arch:
             arch.init()
         runner = Runner(lambda: load_settings(cfg))
@@ -193,8 +193,6 @@ def _second_changes(fb: SimulatedFacebook, masto: SimulatedMastodon) -> list[tup
 
 
 def _summary(cfg: Path, changed: list[tuple[str, str]], say: Callable[[str], None]) -> int:
-    from .archive import Archive
-
     with Archive.open(load_settings(cfg)) as arch:
         say("\n5. Summary")
         with arch.db.read() as s:
@@ -229,7 +227,69 @@ def _summary(cfg: Path, changed: list[tuple[str, str]], say: Callable[[str], Non
         with arch.db.read() as s:
             bad_runs = s.execute(select(func.count()).select_from(HarvestRun)
                                  .where(HarvestRun.status == "failed")).scalar_one()
+        packet_ok = _request_packet(arch, changed, say)
+        _retention(arch, say)
     say("\nExplore it yourself (the simulated platforms have stopped; the archive stays):")
-    for cmd in ("status", "list --status removed", "show <record_id> --json", "verify"):
+    for cmd in ("status", "list --status removed", "show <record_id> --json", "search '\"Main St\"'",
+                "request list", "request show KORA-<year>-0001 --json", "retention report", "verify"):
         say(f"  .venv/bin/archiver --config {cfg} {cmd}")
-    return 0 if rep.ok and bad_runs == 0 else 1
+    return 0 if rep.ok and bad_runs == 0 and packet_ok else 1
+
+
+def _request_packet(arch: Archive, changed: list[tuple[str, str]], say: Callable[[str], None]) -> bool:
+    """A KORA request for the Main St. closure thread, answered with a checkable packet."""
+    import bagit
+
+    from .request_export import export_request
+    from .requests import add_records, create_request, redact, search_record_ids, suggest, withhold
+
+    actor = "Demo Custodian"
+    say("\n7. A Kansas Open Records Act request arrives: all comments on the Main St. closure post.")
+    today = arch.clock.now().astimezone(ZoneInfo(arch.settings.agency.timezone)).date()
+    req = create_request(arch, law="kora", requester="Jordan Reporter, Andover Gazette", received=today,
+                         description="All comments on the department's Facebook post about the Main St. closure",
+                         actor=actor)
+    rid = req["request_id"]
+    say(f"   {rid}: received {req['received']}, due {req['due']} (3 business days, K.S.A. 45-218(d))")
+    query = '"Main St" account:dpd-facebook kind:post'
+    hits = search_record_ids(arch, query)
+    with arch.db.read() as s:
+        posts = s.execute(select(Record).where(Record.id.in_(hits))).scalars().all()
+        thread = [r.id for p in posts for r in s.execute(
+            select(Record).where(Record.account_id == p.account_id, Record.thread_native_id == p.native_id)).scalars()]
+        hidden = next((r for r in thread if s.get(Record, r).status == "hidden"), None)  # type: ignore[union-attr]
+    added = add_records(arch, rid, hits + thread, actor)
+    say(f"   search {query} -> {len(hits)} post; with its comment thread {added['total']} records added")
+    sug = suggest(arch, rid, accept=False, actor=actor)
+    for item in sug["suggestions"]:
+        say(f"   suggested redaction (not applied until accepted): {item['kind']} {item['text']!r} in "
+            f"{item['record_id']} -> {item['exemption']}")
+    with arch.db.read() as s:
+        commenter = next(((r.id, r.author) for r in s.execute(select(Record).where(Record.id.in_(thread))
+                                                             .order_by(Record.created_at)).scalars()
+                          if r.kind == "comment" and r.status != "hidden" and r.author), None)
+    if commenter:
+        redact(arch, rid, commenter[0], commenter[1], "K.S.A. 45-221(a)(30)", actor)
+        say(f"   redacted a resident's name in {commenter[0]} under K.S.A. 45-221(a)(30)")
+    if hidden:
+        withhold(arch, rid, hidden, "K.S.A. 45-221(a)(30)", actor)
+        say(f"   withheld {hidden} (the comment a moderator hid) under K.S.A. 45-221(a)(30)")
+    doc = export_request(arch, rid, out_dir=None, bates_start=None, actor=actor)
+    bag = bagit.Bag(doc["path"])
+    bag.validate()
+    say(f"   packet: {doc['path']}")
+    say(f"   {doc['pages']} pages, Bates {doc['bates_first']} to {doc['bates_last']}; released {doc['released']}, "
+        f"redacted {doc['redacted']}, withheld {doc['withheld']}; BagIt bag valid "
+        f"({len(bag.payload_entries())} files, SHA-256 manifest)")
+    return bool(bag.is_valid())
+
+
+def _retention(arch: Archive, say: Callable[[str], None]) -> None:
+    """What the retention schedules say about this young archive: nothing is due yet."""
+    from .disposition import report
+
+    doc = report(arch)
+    say("\n8. Retention: records eligible for disposition now: "
+        f"{sum(g.get('count', 0) for g in doc['eligible'])}; held (open request or legal hold): {len(doc['held'])}")
+    for nxt in doc["next_eligible"]:
+        say(f"   series {nxt['series']}: {nxt['count']} records, first eligible {nxt['date'][:10]}")
