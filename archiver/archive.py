@@ -56,7 +56,8 @@ class Archive:
         """The retention series an account's records get (ConfigError if it does not exist)."""
         sid = account.series or self.settings.retention.default_series
         if sid not in self.schedules:
-            raise ConfigError(f"accounts[{account.name}].series: unknown retention series {sid!r} "
+            key = f"accounts[{account.name}].series" if account.series else "retention.default_series"
+            raise ConfigError(f"{key}: unknown retention series {sid!r} "
                               f"(known: {', '.join(sorted(self.schedules))})")
         return self.schedules[sid]
 

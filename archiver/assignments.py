@@ -6,8 +6,7 @@ moved which record to which series and why, and the search index re-reads those 
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +15,11 @@ from sqlalchemy.orm import Session
 
 from .archive import Archive
 from .audit import AuditLog
+from .blob_holds import extend_locks
 from .db.models import Record
 from .db.retention_models import RecordRetention
 from .eligibility import Standing, assess
-from .errors import ArchiverError, UsageError
-
-log = logging.getLogger(__name__)
+from .errors import UsageError
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -50,28 +48,6 @@ def _store(s: Session, st: Standing) -> None:
     """Write the computed series and date into the record's cached columns."""
     s.execute(update(Record).where(Record.id == st.record_id)
               .values(series=st.series_id, disposition_date=st.disposition_date))
-
-
-def _extend_locks(archive: Archive, moved: list[tuple[str, datetime]]) -> list[str]:
-    """Extend the store's retention (S3 Object Lock) of records whose date moved later; errors returned.
-
-    Runs after the commit: the database date is what disposition checks, the lock only ever grows, so a
-    failure here leaves a blob protected for less long than its record, never deletable too early by us.
-    """
-    if not moved:
-        return []
-    from .holds import record_blobs
-
-    errors: list[str] = []
-    with archive.db.read() as s:
-        for rid, until in moved:
-            for sha in sorted(record_blobs(s, [rid])):
-                try:
-                    archive.blobs.protect(sha, until)
-                except ArchiverError as exc:
-                    errors.append(f"{sha}: {exc}")
-                    log.warning("blob %s: retention not extended to %s: %s", sha, until, exc)
-    return errors
 
 
 def _later(st: Standing, moved: list[tuple[str, datetime]]) -> None:
@@ -105,7 +81,7 @@ def assign_series(archive: Archive, series_id: str, ids: Sequence[str], actor: s
             out.append({"record_id": st.record_id, "series": series_id,
                         "disposition_date": _iso(st.disposition_date)})
         audit.flush()
-    errors = _extend_locks(archive, moved)
+    errors = extend_locks(archive, moved)
     return {"series": series_id, "records": out, "lock_errors": errors}
 
 
@@ -130,8 +106,44 @@ def set_case_closed(archive: Archive, ids: Sequence[str], closed_at: datetime, a
             out.append({"record_id": st.record_id, "series": st.series_id, "case_closed_at": _iso(closed_at),
                         "disposition_date": _iso(st.disposition_date)})
         audit.flush()
-    errors = _extend_locks(archive, moved)
+    errors = extend_locks(archive, moved)
     return {"case_closed_at": _iso(closed_at), "records": out, "lock_errors": errors}
+
+
+def recompute_in(archive: Archive, s: Session, actor: str, now: datetime, ids: Iterable[str] | None = None,
+                 cause: dict[str, Any] | None = None) -> tuple[int, list[dict[str, Any]], list[tuple[str, datetime]]]:
+    """Recompute stale cached dates inside the caller's transaction; (checked, changes, dates moved later).
+
+    ``ids`` limits it to some records (disposed ones are skipped); ``cause`` goes into each audit entry,
+    e.g. {"cause": "request.close", "request": "KORA-2026-0007"}.
+    """
+    changed: list[dict[str, Any]] = []
+    moved: list[tuple[str, datetime]] = []
+    checked = 0
+    audit = AuditLog(s)
+    for st in assess(archive, s, ids):
+        if st.status == "disposed":
+            continue  # a tombstone keeps the date it was destroyed under
+        checked += 1
+        if not st.stale:
+            continue
+        _store(s, st)
+        _later(st, moved)
+        change = {"record_id": st.record_id, "series": st.series_id, "previous_series": st.stored_series,
+                  "previous": _iso(st.stored_date), "disposition_date": _iso(st.disposition_date)}
+        audit.append("retention.recomputed", st.record_id,
+                     {**{k: v for k, v in change.items() if k != "record_id"}, **(cause or {})}, actor, now)
+        changed.append(change)
+    if changed:
+        # What the dates were computed with, so a later reader can tell which schedule applied.
+        used = sorted({c["series"] for c in changed if c["series"]})
+        audit.append("retention.recomputed", None, {
+            "checked": checked, "changed": len(changed), **(cause or {}),
+            "series": {sid: {"retention": str(archive.schedules[sid].retention),
+                             "trigger": archive.schedules[sid].trigger}
+                       for sid in used if sid in archive.schedules}}, actor, now)
+    audit.flush()
+    return checked, changed, moved
 
 
 def recompute(archive: Archive, actor: str) -> dict[str, Any]:
@@ -140,31 +152,7 @@ def recompute(archive: Archive, actor: str) -> dict[str, Any]:
     A changed schedule file (period or trigger), a changed account series, a closed request or a new
     case-closed date all move dates; each record whose date moves gets an audit entry.
     """
-    now = archive.clock.now()
-    changed: list[dict[str, Any]] = []
-    moved: list[tuple[str, datetime]] = []
-    checked = 0
     with archive.db.write() as s:
-        audit = AuditLog(s)
-        for st in assess(archive, s):
-            checked += 1
-            if not st.stale:
-                continue
-            _store(s, st)
-            _later(st, moved)
-            change = {"record_id": st.record_id, "series": st.series_id, "previous_series": st.stored_series,
-                      "previous": _iso(st.stored_date), "disposition_date": _iso(st.disposition_date)}
-            audit.append("retention.recomputed", st.record_id,
-                         {k: v for k, v in change.items() if k != "record_id"}, actor, now)
-            changed.append(change)
-        if changed:
-            # What the dates were computed with, so a later reader can tell which schedule applied.
-            used = sorted({c["series"] for c in changed if c["series"]})
-            audit.append("retention.recomputed", None, {
-                "checked": checked, "changed": len(changed),
-                "series": {sid: {"retention": str(archive.schedules[sid].retention),
-                                 "trigger": archive.schedules[sid].trigger}
-                           for sid in used if sid in archive.schedules}}, actor, now)
-        audit.flush()
-    errors = _extend_locks(archive, moved)
+        checked, changed, moved = recompute_in(archive, s, actor, archive.clock.now())
+    errors = extend_locks(archive, moved)
     return {"checked": checked, "changed": len(changed), "records": changed, "lock_errors": errors}

@@ -3,7 +3,8 @@
 Invariant 6: nothing held, in an open request or not yet eligible is destroyed. Eligibility is decided
 from first principles (archiver.eligibility) inside the write transaction that destroys, and checked
 again for each batch right before its blobs are destroyed; the blob store is the last line (an S3
-bucket with Object Lock refuses to delete a blob before its retention date). A record that goes keeps a
+bucket with Object Lock refuses to delete a blob before its retention date, and a record whose blob
+still carries the legal-hold flag is kept whole even when the database shows no hold). A record that goes keeps a
 tombstone (status ``disposed``, ids, series, dates, version hashes); its text, author and permalink are
 cleared and its blobs destroyed unless a record that stays still needs them.
 """
@@ -23,11 +24,11 @@ from . import certificate
 from .archive import Archive
 from .assignments import recompute
 from .audit import AuditLog
-from .db.models import Account, Blob, Capture, Event, Record, Version
+from .blob_holds import blob_users, covered_record_ids, enforces_locks, record_blobs
+from .db.models import Account, AuditEntry, Blob, Record, Version
 from .db.retention_models import Disposition
 from .eligibility import Standing, assess
-from .errors import ArchiverError, UsageError
-from .holds import record_blobs
+from .errors import ArchiverError, BlobMissing, UsageError
 
 log = logging.getLogger(__name__)
 RECHECK = 200  # records re-assessed together right before their blobs are destroyed
@@ -100,42 +101,65 @@ def report(archive: Archive) -> dict[str, Any]:
 
 
 # --- blobs ------------------------------------------------------------------------------------------
-def _still_needed(s: Session, shas: set[str], going: set[str]) -> set[str]:
-    """The blobs among ``shas`` that a record which is neither disposed nor in ``going`` refers to."""
-    keep: set[str] = set()
-    ordered = sorted(shas)
-    for i in range(0, len(ordered), 1000):
-        chunk = ordered[i:i + 1000]
-        for sha, rid in s.execute(select(Version.sha256, Record.id).join(Record, Record.id == Version.record_id)
-                                  .where(Version.sha256.in_(chunk), Record.status != "disposed")):
-            if rid not in going:
-                keep.add(sha)
-        caps = dict(s.execute(select(Capture.id, Capture.sha256).where(Capture.sha256.in_(chunk))).all())
-        if not caps:
-            continue
-        users = list(s.execute(select(Version.capture_id, Record.id).join(Record, Record.id == Version.record_id)
-                          .where(Version.capture_id.in_(list(caps)), Record.status != "disposed")))
-        users += s.execute(select(Event.capture_id, Record.id).join(Record, Record.id == Event.record_id)
-                           .where(Event.capture_id.in_(list(caps)), Record.status != "disposed")).all()
-        keep |= {caps[cid] for cid, rid in users if cid is not None and rid not in going}
-    return keep
+def _proven_disposed(s: Session) -> set[str]:
+    """Records marked disposed whose disposition is in the audit log and that nothing holds now.
+
+    The status column alone is not proof: a hand edit could mark a held record ``disposed``. The audit
+    log's ``record.disposed`` entry is hash-chained (an edit there breaks ``verify``), and a hold or an
+    open request on the record (also only possible by hand) keeps its blobs too.
+    """
+    marked = list(s.execute(select(Record.id).where(Record.status == "disposed")).scalars())
+    proven: set[str] = set()
+    for i in range(0, len(marked), 1000):
+        proven |= {rid for rid in s.execute(select(AuditEntry.subject).where(
+            AuditEntry.action == "record.disposed", AuditEntry.subject.in_(marked[i:i + 1000]))).scalars() if rid}
+    return proven - covered_record_ids(s, proven)
 
 
 def _blob_plan(s: Session, ids: list[str]) -> tuple[list[str], list[str]]:
     """(blobs to destroy, blobs kept because a staying record shares them) if ``ids`` were disposed.
 
-    Blobs of earlier dispositions that the store refused (or a crash left) are retried here too.
+    Blobs of earlier dispositions that the store refused (or a crash left) are retried here too. A blob
+    goes only when every record using it is going now or was proven disposed before.
     """
     going = set(ids)
-    disposed = list(s.execute(select(Record.id).where(Record.status == "disposed")).scalars())
-    candidates = record_blobs(s, ids) | record_blobs(s, disposed)
-    keep = _still_needed(s, candidates, going)
+    gone = _proven_disposed(s)
+    candidates = record_blobs(s, ids) | record_blobs(s, sorted(gone))
+    keep = {sha for sha, users in blob_users(s, sorted(candidates)).items() if users - going - gone}
     done = set()
     ordered = sorted(candidates)
     for i in range(0, len(ordered), 1000):
         done |= set(s.execute(select(Blob.sha256).where(Blob.sha256.in_(ordered[i:i + 1000]),
                                                         Blob.destroyed_at.is_not(None))).scalars())
     return sorted(candidates - keep - done), sorted(keep & record_blobs(s, ids))
+
+
+def _store_held(archive: Archive, s: Session, going: list[Standing]) -> tuple[list[Standing], list[str]]:
+    """(records that may go, records kept because the store still flags one of their blobs as held).
+
+    The database said these records are free, but a legal-hold flag on a blob only they use means a hold
+    or open request once covered them and the database no longer shows it (a hand edit, a lost row):
+    the store's word wins and the records stay whole. A flag that cannot be read counts as set.
+    """
+    if not going or not enforces_locks(archive):
+        return going, []
+    blobs, _ = _blob_plan(s, [st.record_id for st in going])
+    flagged = []
+    for sha in blobs:
+        try:
+            if archive.blobs.lock_status(sha).legal_hold:
+                flagged.append(sha)
+        except BlobMissing:
+            continue
+        except ArchiverError as exc:
+            log.warning("blob %s: legal-hold flag unreadable, its records are kept: %s", sha, exc)
+            flagged.append(sha)
+    users = set().union(*blob_users(s, flagged).values()) if flagged else set()
+    kept = sorted(st.record_id for st in going if st.record_id in users)
+    if kept:
+        log.warning("%d records kept: the blob store holds their blobs under legal hold (%s)", len(kept),
+                    ", ".join(kept[:5]))
+    return [st for st in going if st.record_id not in users], kept
 
 
 def _destroy_blob(archive: Archive, sha: str) -> None:
@@ -188,11 +212,11 @@ def dispose(archive: Archive, *, approve: bool = False, actor: str | None = None
         now = archive.clock.now()
         with archive.db.read() as s:
             doc = _survey(archive, s, now)
-            going = doc.pop("destroy")
+            going, store_held = _store_held(archive, s, doc.pop("destroy"))
             facts = _record_facts(s, going) if going else []
             blobs, kept = _blob_plan(s, [st.record_id for st in going]) if going else ([], [])
         doc.update(dry_run=True, would_destroy=facts, blobs_to_destroy=blobs, blobs_kept_shared=kept,
-                   disposed=[], certificate=None)
+                   kept_store_legal_hold=store_held, disposed=[], certificate=None)
         return doc
     if not actor or not actor.strip():
         raise UsageError("--approve needs --actor NAME: the certificate names who approved the destruction")
@@ -207,6 +231,8 @@ def dispose(archive: Archive, *, approve: bool = False, actor: str | None = None
         for i in range(0, len(planned), RECHECK):
             chunk = [st.record_id for st in planned[i:i + RECHECK]]
             confirmed += [st for st in assess(archive, s, chunk) if st.destroyable(now)]
+        confirmed, store_held = _store_held(archive, s, confirmed)
+        doc["kept_store_legal_hold"] = store_held
         ids = [st.record_id for st in confirmed]
         blobs, kept = _blob_plan(s, ids)
         if not ids and not blobs:

@@ -99,9 +99,12 @@ def active_holds_of(s: Session, ids: list[str]) -> dict[str, list[str]]:
 
 
 def account_series(archive: Archive) -> dict[str, str]:
-    """account name -> the series its config assigns (the default series when it names none)."""
-    default = archive.settings.retention.default_series
-    return {a.name: a.series or default for a in archive.settings.accounts}
+    """account name -> the series its config assigns (the default series when it names none).
+
+    A series no schedule defines is a ConfigError naming the key (as harvest says), not records that
+    quietly have no date: a recompute would otherwise clear every date of that account.
+    """
+    return {a.name: archive.series_for(a).id for a in archive.settings.accounts}
 
 
 def assess(archive: Archive, s: Session, ids: Iterable[str] | None = None,

@@ -1,14 +1,15 @@
 """Legal holds: named sets of records whose disposition is frozen until the hold is released.
 
 The hold rows in the database are what disposition checks; when the blob store supports it (S3 Object
-Lock) each blob of a held record also gets the store's legal-hold flag, so even someone with direct
-access to the bucket cannot delete it. The flags are set after the database commit: if setting one
-fails, the record is still held (the database says so) and the error is reported.
+Lock) each blob of a held record also gets the store's legal-hold flag (archiver.blob_holds, shared with
+open requests), so even someone with direct access to the bucket cannot delete it. The flags are set
+after the database commit: if setting one fails, the record is still held (the database says so) and
+the error is reported.
 """
 
 from __future__ import annotations
 
-import logging
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -18,51 +19,26 @@ from sqlalchemy.orm import Session
 
 from .archive import Archive
 from .audit import AuditLog
-from .db.models import Capture, Event, Record, Version
+from .blob_holds import flag, record_blobs, releasable_blobs
+from .db.models import Record
 from .db.retention_models import Hold, HoldRecord
-from .errors import ArchiverError, NotFound, UsageError
+from .errors import NotFound, UsageError
 
-log = logging.getLogger(__name__)
+# Like request ids: no path characters, spaces or control characters, and not "." or "..".
+HOLD_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+__all__ = ["create_hold", "list_holds", "record_blobs", "release_hold", "show_hold", "validate_hold_name"]
 
 
 def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat().replace("+00:00", "Z") if dt is not None else None
 
 
-def record_blobs(s: Session, ids: Sequence[str]) -> set[str]:
-    """Every blob a record's content lives in: its versions' item blobs and the responses they came from."""
-    out: set[str] = set()
-    for i in range(0, len(ids), 1000):
-        chunk = list(ids[i:i + 1000])
-        out |= set(s.execute(select(Version.sha256).where(Version.record_id.in_(chunk))).scalars())
-        out |= set(s.execute(select(Capture.sha256).join(Version, Version.capture_id == Capture.id)
-                             .where(Version.record_id.in_(chunk))).scalars())
-        # Responses that recorded a change of the record without a new version (a removal probe).
-        out |= set(s.execute(select(Capture.sha256).join(Event, Event.capture_id == Capture.id)
-                             .where(Event.record_id.in_(chunk))).scalars())
-    return out
-
-
-def held_record_ids(s: Session) -> set[str]:
-    """Every record under at least one unreleased hold."""
-    return set(s.execute(select(HoldRecord.record_id).join(Hold, Hold.id == HoldRecord.hold_id)
-                         .where(Hold.released_at.is_(None))).scalars())
-
-
-def _flag(archive: Archive, shas: set[str], on: bool) -> tuple[int, list[str]]:
-    """Set or clear the store's legal-hold flag on these blobs; (how many, errors). No-op if unsupported."""
-    legal_hold = getattr(archive.blobs, "legal_hold", None)
-    if legal_hold is None or not shas:
-        return 0, []
-    done, errors = 0, []
-    for sha in sorted(shas):
-        try:
-            legal_hold(sha, on)
-            done += 1
-        except ArchiverError as exc:
-            errors.append(f"{sha}: {exc}")
-            log.warning("legal hold flag %s on blob %s failed: %s", "set" if on else "cleared", sha, exc)
-    return done, errors
+def validate_hold_name(name: str) -> str:
+    """The name if it is a safe slug (it names the hold in audit subjects, and may name files); UsageError otherwise."""
+    if not isinstance(name, str) or not HOLD_NAME_RE.fullmatch(name):
+        raise UsageError(f"invalid hold name {name!r}: use 1-100 letters, digits, '.', '-' or '_', starting with a "
+                         "letter or digit (e.g. smith-v-city)")
+    return name
 
 
 def _get(s: Session, name: str) -> Hold:
@@ -75,9 +51,7 @@ def _get(s: Session, name: str) -> Hold:
 def create_hold(archive: Archive, name: str, ids: Sequence[str], matter: str, actor: str,
                 query: str | None = None) -> dict[str, Any]:
     """Place a hold on these records; returns {"hold","records",...}."""
-    name = name.strip()
-    if not name or len(name) > 100 or any(c in name for c in "\r\n\t"):
-        raise UsageError("a hold name is 1-100 characters on one line")
+    validate_hold_name(name)
     if not matter.strip():
         raise UsageError("--matter must say what the hold is for (case, claim, request)")
     now = archive.clock.now()
@@ -98,7 +72,7 @@ def create_hold(archive: Archive, name: str, ids: Sequence[str], matter: str, ac
             audit.append("hold.placed", rid, {"hold": name, "matter": matter}, actor, now)
         audit.flush()
         shas = record_blobs(s, ids)
-    flagged, errors = _flag(archive, shas, True)
+    flagged, errors = flag(archive, shas, True)
     return {"hold": name, "matter": matter, "records": list(ids), "created_at": _iso(now), "created_by": actor,
             "blobs_flagged": flagged, "blob_errors": errors}
 
@@ -119,10 +93,9 @@ def release_hold(archive: Archive, name: str, actor: str) -> dict[str, Any]:
         for rid in ids:
             audit.append("hold.lifted", rid, {"hold": name}, actor, now)
         audit.flush()
-        # A blob shared with a record that another hold still covers keeps its flag.
-        still = held_record_ids(s)
-        shas = record_blobs(s, ids) - record_blobs(s, sorted(still))
-    cleared, errors = _flag(archive, shas, False)
+        # A blob shared with a record that another hold or an open request still covers keeps its flag.
+        shas = releasable_blobs(s, ids)
+    cleared, errors = flag(archive, shas, False)
     return {"hold": name, "matter": hold.matter, "records": ids, "released_at": _iso(now), "released_by": actor,
             "blobs_released": cleared, "blob_errors": errors}
 

@@ -18,9 +18,11 @@ from sqlalchemy.engine import Connection, make_url
 
 from .archive import Archive
 from .audit import AuditLog, default_actor
+from .blob_holds import sync_store_locks
 from .blobstore import BlobStore, open_blobstore
 from .db.engine import Database
 from .db.models import Base, Blob, Record
+from .eligibility import account_series
 from .errors import ArchiverError
 from .verify import verify_archive
 
@@ -48,6 +50,7 @@ class MigrationSummary:
     tables: dict[str, int] = field(default_factory=dict)
     database_url: str = ""
     blobs_location: str = ""
+    locks: dict[str, Any] = field(default_factory=lambda: {"records_dated": 0, "blobs_flagged": 0, "errors": []})
 
     @property
     def ok(self) -> bool:
@@ -58,7 +61,8 @@ class MigrationSummary:
         """The `migrate-storage --json` document."""
         return {"records": self.records, "blobs": self.blobs, "audit_entries": self.audit_entries,
                 "audit_ok": self.audit_ok, "blobs_bad": self.blobs_bad, "tables": self.tables,
-                "database_url": self.database_url, "blobs_location": self.blobs_location, "ok": self.ok}
+                "database_url": self.database_url, "blobs_location": self.blobs_location, "locks": self.locks,
+                "ok": self.ok}
 
 
 def safe_url(url: str) -> str:
@@ -92,15 +96,24 @@ def migrate_storage(source: Archive, to_database_url: str, to_blobs: str, *,
         rev = dest.init()  # directories / bucket check, and the schema through Alembic migrations
         say(f"destination ready: {summary.database_url} (schema {rev}), blobs {dest_blobs.location}"
             + (f" ({dest.blob_store_note})" if dest.blob_store_note else ""))
+        if dest_blobs.enforces_locks():
+            account_series(dest)  # a series no schedule defines fails here, before anything is copied
         summary.blobs = _copy_blobs(source, dest_blobs, say)
         summary.tables = _copy_tables(source.db, dest_db, say)
         summary.records = summary.tables.get(Record.__tablename__, 0)
+        # The copies were put with the store's minimum lock only: an Object Lock bucket now gets each
+        # record's disposition date and the legal-hold flags of held and requested records.
+        summary.locks = sync_store_locks(dest)
+        if summary.locks["records_dated"] or summary.locks["blobs_flagged"]:
+            say(f"object lock: retention set for {summary.locks['records_dated']} records' blobs, "
+                f"{summary.locks['blobs_flagged']} blobs under legal hold")
         with dest_db.write() as s:
             audit = AuditLog(s)
             audit.append("archive.migrated", None, {
                 "from_database": safe_url(source.settings.storage.database_url),
                 "from_blobs": source.blobs.location, "to_database": summary.database_url,
                 "to_blobs": dest_blobs.location, "rows": summary.tables, "blobs": summary.blobs,
+                "locks": {k: v for k, v in summary.locks.items() if k != "errors"},
             }, actor or default_actor(), source.clock.now())
             audit.flush()
         say("verifying the destination: every blob hash and the audit chain")

@@ -113,7 +113,7 @@ def add_records(arch: Archive, rid: str, record_ids: Sequence[str], actor: str) 
         found: dict[str, str] = {}
         for start in range(0, len(wanted), CHUNK):
             found.update(s.execute(select(Record.id, Record.status)
-                                   .where(Record.id.in_(wanted[start:start + CHUNK]))).tuples().all())
+                                   .where(Record.id.in_(wanted[start:start + CHUNK]))).all())
         missing = [r for r in wanted if r not in found]
         if missing:
             raise NotFound(f"no record {missing[0]!r} in the archive" + (f" (and {len(missing) - 1} more)"
@@ -132,7 +132,22 @@ def add_records(arch: Archive, rid: str, record_ids: Sequence[str], actor: str) 
             s.flush()
             audit.flush()
         total = len(have) + len(added)
-    return {"request_id": rid, "records": added, "already": [r for r in wanted if r in have], "total": total}
+    # A record in an open request is held: on an Object Lock bucket its blobs get the legal-hold flag,
+    # as a hold's do (after the commit; a failure is reported and the database still holds the record).
+    flagged, errors = _flag_records(arch, added)
+    return {"request_id": rid, "records": added, "already": [r for r in wanted if r in have], "total": total,
+            "blobs_flagged": flagged, "blob_errors": errors}
+
+
+def _flag_records(arch: Archive, ids: Sequence[str]) -> tuple[int, list[str]]:
+    """Set the store's legal-hold flag on these records' blobs (nothing to do without Object Lock)."""
+    from .blob_holds import enforces_locks, flag, record_blobs
+
+    if not ids or not enforces_locks(arch):
+        return 0, []
+    with arch.db.read() as s:
+        shas = record_blobs(s, ids)
+    return flag(arch, shas, True)
 
 
 def _member(s: Session, rid: str, record_id: str) -> RequestRecord:
@@ -240,7 +255,16 @@ def extend(arch: Archive, rid: str, reason: str, days: int | None, actor: str) -
 
 
 def close(arch: Archive, rid: str, actor: str) -> dict[str, Any]:
-    """Close an open request (its records are no longer implicitly held by it)."""
+    """Close an open request: its records are no longer held by it, and retention trigger request-closed starts.
+
+    In the same transaction the records' disposition dates are recomputed (audited, cause request.close).
+    After the commit the store's retention is extended where a date moved later, and only then are the
+    legal-hold flags cleared of blobs no other hold or open request covers, so a blob is never left
+    with neither.
+    """
+    from .assignments import recompute_in
+    from .blob_holds import enforces_locks, flag, protect_records, releasable_blobs
+
     now = arch.clock.now()
     with arch.db.write() as s:
         req = _open(s, rid)
@@ -249,7 +273,16 @@ def close(arch: Archive, rid: str, actor: str) -> dict[str, Any]:
         audit.append("request.close", rid, {}, actor, now)
         s.flush()
         audit.flush()
-    return {"request_id": rid, "status": "closed", "closed_at": _iso(now)}
+        ids = list(s.execute(select(RequestRecord.record_id).where(RequestRecord.request_id == rid)
+                             .order_by(RequestRecord.record_id)).scalars())
+        _, changed, moved = recompute_in(arch, s, actor, now, ids, {"cause": "request.close", "request": rid})
+        release = releasable_blobs(s, ids) if enforces_locks(arch) else set()
+    failed = protect_records(arch, moved)
+    # A blob whose retention could not be extended keeps its flag: the flag is then its only guard.
+    cleared, flag_errors = flag(arch, release - set(failed), False)
+    return {"request_id": rid, "status": "closed", "closed_at": _iso(now), "records": len(ids),
+            "dates_changed": changed, "blobs_released": cleared,
+            "blob_errors": [f"{sha}: {err}" for sha, err in failed.items()] + flag_errors}
 
 
 def list_requests(s: Session, status: str | None = None) -> list[dict[str, Any]]:

@@ -180,6 +180,7 @@ def test_approve_needs_an_actor(arch, ids) -> None:
 
 def test_holds_block_disposition_even_when_the_db_is_edited_by_hand(arch, ids, clock, monkeypatch) -> None:
     flags: list[tuple[str, bool]] = []
+    monkeypatch.setattr(arch.blobs, "enforces_locks", lambda: True)  # as an Object Lock bucket does
     monkeypatch.setattr(arch.blobs, "legal_hold", lambda sha, on: flags.append((sha, on)))
     hold = create_hold(arch, "smith-v-city", [ids["c0"], ids["c1"]], "Smith v. City, 26-CV-114", "Counsel")
     assert hold["records"] == [ids["c0"], ids["c1"]] and hold["blobs_flagged"] == len(flags) > 0
@@ -259,3 +260,20 @@ def test_a_store_that_refuses_keeps_the_blob_and_the_next_run_retries(arch, ids,
     with arch.db.read() as s:
         assert s.execute(select(func.count()).select_from(Blob).where(Blob.sha256 == locked,
                                                                       Blob.destroyed_at.is_not(None))).scalar() == 1
+
+
+def test_a_held_record_marked_disposed_by_hand_keeps_its_blobs(arch, ids, clock) -> None:
+    """The status column is not proof of a disposition: the audit log's record.disposed entry is."""
+    create_hold(arch, "smith-v-city", [ids["c0"]], "Smith v. City", "Counsel")
+    with arch.db.write() as s:  # hand edits: a held record and an unheld one marked disposed
+        s.execute(update(Record).where(Record.id.in_([ids["c0"], ids["p1"]])).values(status="disposed"))
+    with arch.db.read() as s:
+        theirs = record_blobs(s, [ids["c0"], ids["p1"]])
+    dry = dispose(arch)
+    assert not theirs & set(dry["blobs_to_destroy"])
+    doc = dispose(arch, approve=True, actor="Custodian")
+    assert sorted(doc["disposed"]) == sorted([ids["p0"], ids["c1"], ids["c2"]])
+    assert all(arch.blobs.exists(sha) for sha in theirs)
+    # A later run (which retries blobs of earlier dispositions) still leaves them alone.
+    dispose(arch, approve=True, actor="Custodian")
+    assert all(arch.blobs.exists(sha) for sha in theirs)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
@@ -88,6 +89,11 @@ def test_hold_commands(setup) -> None:
     assert code == 1 and "no hold named 'nope'" in err
     code, _, err = run(cfg, "hold", "create", "x", "--record", "rec_doesnotexist", "--matter", "m")
     assert code == 1 and "rec_doesnotexist" in err and err.count("\n") == 1
+    for bad in ("", "../etc/passwd", "a/b", "..", "a b", "x" * 101, "tab\there"):
+        code, _, err = run(cfg, "hold", "create", bad, "--record", ids["c0"], "--matter", "m")
+        assert code == 2 and "invalid hold name" in err and err.count("\n") == 1, bad
+    code, _, err = run(cfg, "hold", "create", "y", "--query", '"unterminated', "--matter", "m")
+    assert code == 2 and "bad query" in err and err.count("\n") == 1
 
 
 def test_retention_commands(setup, tmp_path: Path) -> None:
@@ -126,11 +132,14 @@ def test_retention_commands(setup, tmp_path: Path) -> None:
     assert code == 2 and "disposed" in err
 
 
-@pytest.mark.parametrize("cmd", [
-    ["hold"], ["hold", "create"], ["hold", "list"], ["hold", "show"], ["hold", "release"],
-    ["retention"], ["retention", "schedules"], ["retention", "assign"], ["retention", "case-closed"],
-    ["retention", "recompute"], ["retention", "report"], ["retention", "dispose"],
-])
+def _commands(cmd: click.Command, path: list[str]) -> Iterator[list[str]]:
+    yield path
+    if isinstance(cmd, click.Group):
+        for name, sub in sorted(cmd.commands.items()):
+            yield from _commands(sub, [*path, name])
+
+
+@pytest.mark.parametrize("cmd", list(_commands(main, [])), ids=" ".join)
 def test_every_command_has_help_with_an_example(cmd: list[str]) -> None:
     res = CliRunner().invoke(main, [*cmd, "--help"])
     assert res.exit_code == 0 and "Example" in res.output

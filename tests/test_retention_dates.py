@@ -15,7 +15,7 @@ from archiver.db.models import AuditEntry
 from archiver.disposition import report
 from archiver.durations import RetentionPeriod
 from archiver.eligibility import assess
-from archiver.errors import UsageError
+from archiver.errors import ConfigError, UsageError
 from archiver.holds import record_blobs
 from archiver.simulated.facebook import SimulatedFacebook
 from tests.retention_support import (
@@ -149,6 +149,7 @@ def test_changed_schedule_recomputes_dates(tmp_path, db_url, clock, registry, fb
                             "retention: 90d\n    trigger: capture\n    action: destroy"), encoding="utf-8")
     arch2 = open_archive(tmp_path, db_url, clock, registry, fb, init=False)
     locks: list[tuple[str, datetime]] = []
+    monkeypatch.setattr(arch2.blobs, "enforces_locks", lambda: True)  # as an Object Lock bucket does
     monkeypatch.setattr(arch2.blobs, "protect", lambda sha, until: locks.append((sha, until)))
     try:
         rep = report(arch2)
@@ -185,3 +186,17 @@ def test_assign_refuses_unknown_series_and_missing_records(arch, fb, clock) -> N
     harvest(arch)
     with pytest.raises(UsageError, match="unknown retention series 'nope'"):
         assign_series(arch, "nope", [rid("x")], "A")
+
+
+def test_an_account_series_no_schedule_defines_is_a_config_error(tmp_path, db_url, clock, registry, fb,
+                                                                 arch) -> None:
+    seed(fb, clock)
+    harvest(arch)
+    bad = open_archive(tmp_path, db_url, clock, registry, fb, series="no-such-series", init=False)
+    try:  # not records quietly without a date: a recompute would clear the account's dates
+        with pytest.raises(ConfigError, match=r"accounts\[apd-facebook\]\.series: unknown retention series"):
+            report(bad)
+        with pytest.raises(ConfigError, match="no-such-series"):
+            recompute(bad, "A")
+    finally:
+        bad.close()

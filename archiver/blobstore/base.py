@@ -82,6 +82,10 @@ class BlobStore(abc.ABC):
         """Every stored address (order unspecified)."""
 
     # -- retention enforcement by the store (S3 Object Lock); the DB's holds and dates are checked too --
+    def enforces_locks(self) -> bool:
+        """Whether protect() and legal_hold() do anything here (callers skip a round trip per blob if not)."""
+        return False
+
     def protect(self, sha256: str, until: datetime) -> None:
         """Keep the blob undeletable until ``until`` (aware datetime); extends, never shortens.
 

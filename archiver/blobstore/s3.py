@@ -259,6 +259,10 @@ class S3BlobStore(BlobStore):
         return LockStatus(retain_until=until, mode=head.get("ObjectLockMode"),
                           legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON")
 
+    def enforces_locks(self) -> bool:
+        """True when the bucket has Object Lock."""
+        return self.object_lock_enabled()
+
     def protect(self, sha256: str, until: datetime) -> None:
         """Extend the object's retention to ``until`` (never shortens; no-op on a bucket without Object Lock)."""
         if until.tzinfo is None:

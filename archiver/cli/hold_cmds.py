@@ -19,6 +19,13 @@ def _print_hold(doc: dict[str, Any]) -> None:
     click.echo(f"  placed {doc['created_at']} by {doc['created_by']}" + (f"  query: {doc['query']}" if doc["query"] else ""))
 
 
+def _hold_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # Checked before a --query runs the search; the UsageError keeps the message to one line.
+    from ..holds import validate_hold_name
+
+    return validate_hold_name(value)
+
+
 def attach(group: click.Group) -> None:
     """Register the `hold` command group."""
 
@@ -35,7 +42,7 @@ def attach(group: click.Group) -> None:
         """
 
     @hold.command(name="create")
-    @click.argument("name")
+    @click.argument("name", callback=_hold_name)
     @click.option("--record", "records", multiple=True, metavar="ID", help="A record to hold (repeatable).")
     @click.option("--query", metavar="QUERY", help="Hold every record this search matches.")
     @click.option("--matter", required=True, metavar="TEXT", help="What the hold is for (case, claim, request).")

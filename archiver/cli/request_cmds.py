@@ -128,6 +128,8 @@ def attach(group: click.Group) -> None:
         else:
             click.echo(f"{request_id}: added {len(doc['records'])} records "
                        f"({len(doc['already'])} already in it, {doc['total']} in all)")
+        for err in doc["blob_errors"]:
+            click.echo(f"warning: blob legal-hold flag not set: {err}", err=True)
 
     @request.command(name="redact")
     @click.argument("request_id", callback=_req_id)
@@ -217,6 +219,10 @@ def attach(group: click.Group) -> None:
     def close_cmd(app: AppContext, request_id: str, actor: str | None, as_json: bool) -> None:
         """Close a request once it is answered (its records are no longer held by it).
 
+        Starts retention trigger request-closed: the records' disposition dates are recomputed
+        (audited); on an Object Lock bucket their blobs' retention is extended and legal-hold flags
+        are cleared unless a hold or another open request still covers them.
+
         \b
         Example:
           archiver request close KORA-2026-0007
@@ -228,7 +234,10 @@ def attach(group: click.Group) -> None:
         if as_json:
             emit_json(doc)
         else:
-            click.echo(f"{request_id}: closed")
+            click.echo(f"{request_id}: closed; {len(doc['dates_changed'])} of its {doc['records']} records "
+                       "have a new disposition date")
+        for err in doc["blob_errors"]:
+            click.echo(f"warning: blob lock not updated: {err}", err=True)
 
     @request.command(name="list")
     @click.option("--status", type=click.Choice(["open", "closed"]), default=None, help="Only these requests.")

@@ -210,6 +210,9 @@ def attach(group: click.Group) -> None:
 
         with app.archive() as arch:
             doc = run(arch, approve=approve, actor=actor)
+        for rid in doc.get("kept_store_legal_hold", []):
+            click.echo(f"warning: {rid} kept: the blob store still has its content under legal hold, though "
+                       "the database shows no hold", err=True)
         if as_json:
             emit_json(doc)
             return

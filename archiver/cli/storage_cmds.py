@@ -46,6 +46,8 @@ def attach(group: click.Group) -> None:
         with app.archive() as source:
             summary = migrate_storage(source, to_database_url, resolve_blobs_target(to_blobs),
                                       to_s3_endpoint_url=to_s3_endpoint_url, progress=say, actor=actor)
+        for err in summary.locks["errors"]:
+            click.echo(f"warning: object lock not applied: {err}", err=True)
         if as_json:
             emit_json(summary.to_json())
         else:
