@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .archive import Archive
-from .db.models import Capture, Event, Version
+from .db.models import Capture, Event, Record, Version
 from .db.request_models import Request, RequestRecord
 from .db.retention_models import Hold, HoldRecord
 from .errors import ArchiverError
@@ -145,6 +145,22 @@ def sync_store_locks(archive: Archive) -> dict[str, Any]:
             if st.held:
                 covered.append(st.record_id)
         shas = record_blobs(s, covered)
+    failed = protect_records(archive, dated)
+    flagged, errors = flag(archive, shas, True)
+    return {"records_dated": len(dated), "blobs_flagged": flagged,
+            "errors": [f"{sha}: {err}" for sha, err in failed.items()] + errors}
+
+
+def lock_new_versions(archive: Archive, run_id: int) -> dict[str, Any]:
+    """After a harvest: retain the run's new versions' blobs until their records' disposition dates, and flag
+    them when a hold or open request covers the record (capture stores them with the store's default lock)."""
+    if not enforces_locks(archive):
+        return {"records_dated": 0, "blobs_flagged": 0, "errors": []}
+    with archive.db.read() as s:
+        rids = sorted(set(s.execute(select(Version.record_id).where(Version.harvest_run_id == run_id)).scalars()))
+        dated = [(r, d) for r, d in s.execute(select(Record.id, Record.disposition_date)
+                                              .where(Record.id.in_(rids))).all() if d is not None]
+        shas = record_blobs(s, sorted(covered_record_ids(s, rids)))
     failed = protect_records(archive, dated)
     flagged, errors = flag(archive, shas, True)
     return {"records_dated": len(dated), "blobs_flagged": flagged,

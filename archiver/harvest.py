@@ -220,11 +220,27 @@ def _harvest_leased(archive: Archive, acc: AccountConfig, result: RunResult, sta
         from .search.indexer import catch_up_quietly
 
         catch_up_quietly(archive)
+    if (result.new_records or result.new_versions) and result.run_id is not None:
+        _lock_quietly(archive, result.run_id)
     log.info("harvest account=%s status=%s new_records=%d new_versions=%d events=%s duration=%.1fs%s",
              acc.name, result.status, result.new_records, result.new_versions,
              ",".join(f"{k}:{v}" for k, v in result.events.items() if v) or "none", result.duration_s,
              f" error={result.error}" if result.error else "")
     return result
+
+
+def _lock_quietly(archive: Archive, run_id: int) -> None:
+    """Object Lock dates and legal-hold flags for the run's new blobs; a failure is logged, never raised
+    (the database still holds the truth disposition checks, and the next recompute or hold retries)."""
+    from .blob_holds import lock_new_versions
+
+    try:
+        out = lock_new_versions(archive, run_id)
+    except Exception as exc:  # noqa: BLE001 - a scheduled job must never raise into the scheduler
+        log.warning("harvest run %s: blob locks not updated: %s", run_id, exc)
+        return
+    for err in out["errors"]:
+        log.warning("harvest run %s: blob lock: %s", run_id, err)
 
 
 def _finish_run(archive: Archive, result: RunResult, account_id: int, state: dict[str, str] | None) -> None:
