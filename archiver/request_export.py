@@ -142,7 +142,11 @@ def export_request(arch: Archive, rid: str, *, out_dir: Path | None, bates_start
         raise UsageError("--bates-start must be 1 or more")
     packet = build_packet(arch, rid, bates_start=bates_start)
     target = out_dir or arch.settings.storage.exports_dir
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # A typo in --out (or an unmounted USB drive) is an operator's error to report, not a traceback.
+        raise ArchiverError(f"cannot create the packet folder {target}: {exc.strerror or exc}") from None
     res = export_packet(packet, target, template_dirs=template_dirs(arch.settings))
     now = arch.clock.now()
     doc = {"request_id": rid, "path": str(res.path), "bates_first": res.bates_first, "bates_last": res.bates_last,

@@ -25,6 +25,23 @@ from .laws import Law, load_law, parse_agency_holidays
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 STATUSES = ("open", "closed")
+# Request facts are typed by the custodian and printed in the letter, the packet and the certification:
+# a pasted-in document or a stray escape sequence there is a mistake, not data (records are the data).
+MAX_REQUESTER, MAX_DESCRIPTION, MAX_REASON = 500, 5000, 2000
+# C0/C1 controls and the bidi overrides/isolates that could make a letter read differently from its text.
+_BAD_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def check_text(option: str, value: str, limit: int, *, multiline: bool = False) -> str:
+    """The value if it is non-empty, at most limit characters and free of control characters; UsageError otherwise."""
+    if not value.strip():
+        raise UsageError(f"{option} must not be empty")
+    if len(value) > limit:
+        raise UsageError(f"{option} is {len(value)} characters long; at most {limit} are allowed")
+    bad = _BAD_CHARS.search(value) or (None if multiline else re.search("[\n\t]", value))
+    if bad:
+        raise UsageError(f"{option} contains a control character (U+{ord(bad.group()):04X}); type it as plain text")
+    return value
 
 
 def validate_request_id(value: str) -> str:
@@ -72,8 +89,8 @@ def create_request(arch: Archive, *, law: str, requester: str, received: date, d
                    actor: str, request_id: str | None = None) -> dict[str, Any]:
     """Open a request and compute its due date; the id is the next for the law and year unless given."""
     lw = load_law(law)
-    if not requester.strip() or not description.strip():
-        raise UsageError("--requester and --description must not be empty")
+    check_text("--requester", requester, MAX_REQUESTER)
+    check_text("--description", description, MAX_DESCRIPTION, multiline=True)
     if request_id is not None:
         validate_request_id(request_id)
     due = lw.due_date(received, agency_holidays(arch.settings))
@@ -233,6 +250,7 @@ def extend(arch: Archive, rid: str, reason: str, days: int | None, actor: str) -
     """Extend the request's deadline once, where its law allows, by written reasons."""
     if not reason.strip():
         raise UsageError("--reason must say why (the requester is told in writing)")
+    check_text("--reason", reason, MAX_REASON, multiline=True)
     now = arch.clock.now()
     with arch.db.write() as s:
         req = _open(s, rid)
@@ -350,7 +368,7 @@ def suggest(arch: Archive, rid: str, accept: bool, actor: str) -> dict[str, Any]
     from .pii import unique_findings
 
     with arch.db.read() as s:
-        req = _get(s, rid)
+        req = _get(s, rid) if not accept else _open(s, rid)  # --accept on a closed request fails even with nothing to accept
         law = load_law(req.law)
         done: dict[str, set[str]] = {}
         for rec_id, text in s.execute(select(RequestRedaction.record_id, RequestRedaction.text)
