@@ -227,16 +227,16 @@ def _summary(cfg: Path, changed: list[tuple[str, str]], say: Callable[[str], Non
         with arch.db.read() as s:
             bad_runs = s.execute(select(func.count()).select_from(HarvestRun)
                                  .where(HarvestRun.status == "failed")).scalar_one()
-        packet_ok = _request_packet(arch, changed, say)
+        packet_ok, request_id = _request_packet(arch, changed, say)
         _retention(arch, say)
     say("\nExplore it yourself (the simulated platforms have stopped; the archive stays):")
     for cmd in ("status", "list --status removed", "show <record_id> --json", "search '\"Main St\"'",
-                "request list", "request show KORA-<year>-0001 --json", "retention report", "verify"):
+                "request list", f"request show {request_id} --json", "retention report", "verify"):
         say(f"  .venv/bin/archiver --config {cfg} {cmd}")
     return 0 if rep.ok and bad_runs == 0 and packet_ok else 1
 
 
-def _request_packet(arch: Archive, changed: list[tuple[str, str]], say: Callable[[str], None]) -> bool:
+def _request_packet(arch: Archive, changed: list[tuple[str, str]], say: Callable[[str], None]) -> tuple[bool, str]:
     """A KORA request for the Main St. closure thread, answered with a checkable packet."""
     import bagit
 
@@ -281,7 +281,7 @@ def _request_packet(arch: Archive, changed: list[tuple[str, str]], say: Callable
     say(f"   {doc['pages']} pages, Bates {doc['bates_first']} to {doc['bates_last']}; released {doc['released']}, "
         f"redacted {doc['redacted']}, withheld {doc['withheld']}; BagIt bag valid "
         f"({len(bag.payload_entries())} files, SHA-256 manifest)")
-    return bool(bag.is_valid())
+    return bool(bag.is_valid()), rid
 
 
 def _retention(arch: Archive, say: Callable[[str], None]) -> None:
