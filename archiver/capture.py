@@ -8,24 +8,25 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from .audit import AuditLog
 from .blobstore import BlobStore, sha256_hex
 from .clock import Clock
 from .connectors.base import Exchange, Item, Probe, Scope, WalkComplete, WalkFailed
+from .db.bulk import BulkInsert, bulk_insert
 from .db.engine import Database
-from .db.models import Blob, Capture, Event, Record, Version, table
+from .db.models import Base, Blob, Capture, Event, Record, Version, table
 from .db.types import dumps
-from .dbwrite import insert_ignore
 from .ids import record_id
 from .retention import Series
 
@@ -94,19 +95,27 @@ class CaptureSession:
         items = list(items)
         now = self.clock.now()
         seen = self._seen.setdefault(_key(scope), set())
-        with self.db.write() as s:
-            audit = AuditLog(s)
-            plan = self._plan_items(s, scope, items, now) if items else _PagePlan()
-            blob_bytes = [canonical_item_bytes(it.raw) for _, it, _, _ in plan.new_versions]
-            # The blobs (the response and the new item versions) are written and made durable on a
-            # worker thread while the rows that name them are inserted; the transaction commits only
-            # after the blobs are durable, so no row ever names a blob that is not on disk.
-            writer = _BlobWriter(self.blobs, [exchange.body, *blob_bytes])
-            shas = [sha256_hex(b) for b in (exchange.body, *blob_bytes)]
-            capture_id = self._store_capture(s, audit, scope, exchange, now, sha=shas[0])
-            self._apply_plan(s, audit, plan, blob_bytes, shas[1:], capture_id, now)
-            audit.flush()
-            writer.wait()
+        # The blobs (the response and the page's new item versions) are written and made durable on
+        # worker threads, fed while the page is compared with the archive and the rows that name them
+        # are inserted; the transaction commits only after every blob is durable (wait() below), so no
+        # row ever names a blob that is not on disk. A blob written for a transaction that then fails is
+        # left unreferenced, as a crash between the two would leave it: content-addressed, it is
+        # harmless, and writing it again later is a no-op.
+        writer = _BlobWriter(self.blobs, exchange.body)
+        try:
+            with self.db.write() as s:
+                audit = AuditLog(s)
+                plan = _PagePlan(sink=writer.add)
+                if items:
+                    self._plan_items(s, scope, items, now, plan)
+                writer.close()
+                capture_id = self._store_capture(s, audit, scope, exchange, now, sha=sha256_hex(exchange.body),
+                                                 item_blobs=list(zip(plan.shas, plan.blobs, strict=True)))
+                self._apply_plan(s, audit, plan, plan.shas, capture_id, now)
+                audit.flush()
+                writer.wait()
+        finally:
+            writer.abandon()
         seen.update(i.native_id for i in items)
         self.counts.pages += 1
         self.counts.items_seen += len(items)
@@ -121,22 +130,32 @@ class CaptureSession:
                 audit.flush()
 
     def _store_capture(self, s: Session, audit: AuditLog, scope: Scope, ex: Exchange, now: datetime,
-                       sha: str | None = None) -> int:
+                       sha: str | None = None, item_blobs: Sequence[tuple[str, bytes]] = ()) -> int:
+        """The capture row of one response, after the blob rows of the response and the page's new item
+        versions (one insert; an address already known is left as it is: blobs are write-once)."""
         if sha is None:
             sha = self.blobs.put(ex.body)
-        insert_ignore(s, table(Blob), [dict(sha256=sha, size=len(ex.body), kind="capture",
-                                               stored_at=now)], "sha256")
-        cap = Capture(account_id=self.account_id, harvest_run_id=self.run_id, method=ex.method, url=ex.url,
-                      status=ex.status, headers=dumps(dict(ex.headers)), sha256=sha, size=len(ex.body),
-                      fetched_at=ex.fetched_at, secrets_redacted=ex.secrets_redacted, scope=scope.label()[:200])
-        s.add(cap)
-        s.flush()
-        audit.append("capture.stored", f"capture:{cap.id}",
+        blobs = _bulk(s, Blob, _BLOB_COLUMNS, ignore_conflict_on="sha256")
+        stamp = blobs.bind_value("stored_at", now)
+        rows = {sha: (sha, len(ex.body), "capture", stamp)}
+        for h, b in item_blobs:
+            rows.setdefault(h, (h, len(b), "item", stamp))
+        blobs.execute(s, list(rows.values()), raw=("stored_at",))
+        # The same bytes captured again after disposition destroyed them: the store holds them again, so
+        # verify must check them again (a stale destroyed_at would exempt the new copy from fixity checks).
+        s.execute(update(Blob).where(Blob.sha256.in_(list(rows)), Blob.destroyed_at.is_not(None))
+                  .values(destroyed_at=None))
+        capture_id: int = s.execute(insert(table(Capture)).values(
+            account_id=self.account_id, harvest_run_id=self.run_id, method=ex.method, url=ex.url,
+            status=ex.status, headers=dumps(dict(ex.headers)), sha256=sha, size=len(ex.body),
+            fetched_at=ex.fetched_at, secrets_redacted=ex.secrets_redacted, scope=scope.label()[:200],
+        ).returning(table(Capture).c.id)).scalar_one()
+        audit.append("capture.stored", f"capture:{capture_id}",
                      {"account": self.account_name, "url": ex.url, "status": ex.status, "sha256": sha,
                       "secrets_redacted": ex.secrets_redacted, "run": self.run_id}, SYSTEM_ACTOR, now)
-        return cap.id
+        return capture_id
 
-    def _plan_items(self, s: Session, scope: Scope, items: list[Item], now: datetime) -> _PagePlan:
+    def _plan_items(self, s: Session, scope: Scope, items: list[Item], now: datetime, plan: _PagePlan) -> None:
         """Compare the page's items, in order, with the archive: new, edited, hidden, unhidden, restored.
 
         An item may appear several times in one page (a history page holds every past state of one
@@ -145,8 +164,7 @@ class CaptureSession:
         """
         nids = list(dict.fromkeys(it.native_id for it in items))
         existing = {r.native_id: r for r in s.execute(
-            select(Record).where(Record.account_id == self.account_id, Record.native_id.in_(nids))
-        ).scalars()}
+            select(*_STATE_COLUMNS).where(Record.account_id == self.account_id, Record.native_id.in_(nids)))}
         known: dict[str, set[str]] = {}
         history_ids = [record_id(self.account_name, it.native_id) for it in items
                        if it.history and it.native_id in existing]
@@ -154,7 +172,6 @@ class CaptureSession:
             for rid, fp in s.execute(select(Version.record_id, Version.fingerprint)
                                      .where(Version.record_id.in_(history_ids))):
                 known.setdefault(rid, set()).add(fp)
-        plan = _PagePlan()
         states: dict[str, _State] = {}
         for it in items:
             rid = record_id(self.account_name, it.native_id)
@@ -166,10 +183,10 @@ class CaptureSession:
                                           known.get(rid, {rec.latest_fingerprint}),
                                           {a: getattr(rec, a) for a in _FILL_IN})
             if st is None:
-                row = self._new_record_row(rid, scope, it, fp, now)
+                row = self._new_record_row(rid, scope, it, fp, now, plan)
                 plan.new_records.append(row)
                 states[rid] = _State(1, fp, row["hidden"], False, False, row, {fp}, {a: row[a] for a in _FILL_IN})
-                plan.new_versions.append((rid, it, 1, fp))
+                plan.add_version(rid, it, 1, fp)
                 plan.events.append((rid, "captured", 1))
                 if row["hidden"]:
                     plan.events.append((rid, "hidden", None))
@@ -181,12 +198,14 @@ class CaptureSession:
                 val = getattr(it, attr)
                 if val is not None and st.filled[attr] is None:
                     st.filled[attr] = st.changes[attr] = val
+                    if st.new_row is None:
+                        st.fills[attr] = val
             if it.history:
                 if fp not in st.known:
                     st.seq += 1
                     st.fp = fp
                     st.known.add(fp)
-                    plan.new_versions.append((rid, it, st.seq, fp))
+                    plan.add_version(rid, it, st.seq, fp)
                     plan.events.append((rid, "edited", st.seq))
                 continue
             if st.removed:
@@ -199,7 +218,7 @@ class CaptureSession:
                 st.seq += 1
                 st.fp = fp
                 st.known.add(fp)
-                plan.new_versions.append((rid, it, st.seq, fp))
+                plan.add_version(rid, it, st.seq, fp)
                 plan.events.append((rid, "edited", st.seq))
             if bool(it.hidden) != st.hidden:
                 st.hidden = bool(it.hidden)
@@ -216,37 +235,71 @@ class CaptureSession:
                                              if k in _FILL_IN or k == "parent_id"})
             else:
                 plan.updates.append((rid, {**st.changes, **values}))
-        return plan
+                if st.fills:
+                    # Fields the archive did not know yet (a later harvest brought them): a change of
+                    # state like any other, so it is audited (and the search index re-reads the record).
+                    changed = {a: {"from": None, "to": _json_value(v)} for a, v in st.fills.items()}
+                    if "parent_native_id" in st.fills:
+                        changed["parent_id"] = {"from": None, "to": st.changes["parent_id"]}
+                    plan.fill_ins.append((rid, changed))
 
-    def _apply_plan(self, s: Session, audit: AuditLog, plan: _PagePlan, blob_bytes: list[bytes],
-                    shas: list[str], capture_id: int, now: datetime) -> None:
-        insert_ignore(s, table(Blob), [dict(sha256=h, size=len(b), kind="item", stored_at=now)
-                                          for h, b in zip(shas, blob_bytes, strict=True)], "sha256")
+    def _apply_plan(self, s: Session, audit: AuditLog, plan: _PagePlan, shas: list[str], capture_id: int,
+                    now: datetime) -> None:
+        # Records seen again: one executemany per set of changed columns (most share one set).
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for rid, changes in plan.updates:
-            s.execute(update(Record).where(Record.id == rid).values(**changes))
+            groups.setdefault(tuple(sorted(changes)), []).append(
+                {"rid_": rid, **{f"{k}_": v for k, v in changes.items()}})
+        records_table = table(Record)
+        for cols, params in groups.items():
+            s.execute(update(records_table).where(records_table.c.id == bindparam("rid_"))
+                      .values({c: bindparam(f"{c}_") for c in cols}), params)
         if plan.new_records:
-            s.execute(table(Record).insert(), plan.new_records)
+            records = _bulk(s, Record, _RECORD_COLUMNS)
+            stamp = records.bind_value("first_captured_at", now)
+            rows = []
+            for r in plan.new_records:
+                r["first_captured_at"] = r["last_seen_at"] = stamp  # the same instant, converted once
+                rows.append(tuple(r[c] for c in _RECORD_COLUMNS))
+            records.execute(s, rows, raw=("first_captured_at", "last_seen_at"))
         if plan.new_versions:
-            s.execute(table(Version).insert(), [
-                dict(record_id=rid, seq=seq, sha256=sha, fingerprint=fp, text=it.text,
-                     content=dumps(dict(it.content)), extra=dumps(dict(it.extra)), edited_at=it.edited_at,
-                     captured_at=now, capture_id=capture_id, harvest_run_id=self.run_id)
+            versions = _bulk(s, Version, _VERSION_COLUMNS)
+            stamp = versions.bind_value("captured_at", now)
+            versions.execute(s, [
+                (rid, seq, sha, fp, it.text, _dumps_mapping(it.content), _dumps_mapping(it.extra), it.edited_at,
+                 stamp, capture_id, self.run_id)
                 for (rid, it, seq, fp), sha in zip(plan.new_versions, shas, strict=True)
-            ])
+            ], raw=("captured_at",))
         if plan.events:
             self._write_events(s, audit, plan.events, capture_id, now,
                                {rid: sha for (rid, _, _, _), sha in zip(plan.new_versions, shas, strict=True)})
+        for rid, changed in plan.fill_ins:
+            audit.append("record.updated", rid, {"account": self.account_name, "run": self.run_id,
+                                                 "capture": capture_id, "changes": changed}, SYSTEM_ACTOR, now)
+            self.counts.changed_records.add(rid)
         self.counts.new_records += len(plan.new_records)
         self.counts.new_versions += sum(1 for _, _, seq, _ in plan.new_versions if seq > 1)
 
-    def _new_record_row(self, rid: str, scope: Scope, it: Item, fp: str, now: datetime) -> dict[str, Any]:
+    def _new_record_row(self, rid: str, scope: Scope, it: Item, fp: str, now: datetime,
+                        plan: _PagePlan) -> dict[str, Any]:
         thread = it.native_id if it.kind == "post" else (scope.post_native_id or it.parent_native_id)
         disp = None
         if self.series is not None:
-            disp = self.series.disposition_date(captured_at=now, created_at=it.created_at, removed_at=None)
+            # The same for every item of the page created at the same time (captured_at is the page's).
+            key = it.created_at
+            if key in plan.disposition:
+                disp = plan.disposition[key]
+            else:
+                disp = plan.disposition[key] = self.series.disposition_date(
+                    captured_at=now, created_at=it.created_at, removed_at=None)
+        parent_id = None
+        if it.parent_native_id:
+            parent_id = plan.parent_ids.get(it.parent_native_id)
+            if parent_id is None:
+                parent_id = plan.parent_ids[it.parent_native_id] = record_id(self.account_name, it.parent_native_id)
         return dict(
             id=rid, account_id=self.account_id, platform=self.platform, native_id=it.native_id, kind=it.kind,
-            parent_id=record_id(self.account_name, it.parent_native_id) if it.parent_native_id else None,
+            parent_id=parent_id,
             parent_native_id=it.parent_native_id, thread_native_id=thread, author=it.author,
             author_id=it.author_id, created_at=it.created_at, permalink=it.permalink,
             status=derive_status(it.hidden, False, 1), hidden=bool(it.hidden), removed_at=None,
@@ -256,17 +309,23 @@ class CaptureSession:
 
     def _write_events(self, s: Session, audit: AuditLog, events: list[tuple[str, str, int | None]],
                       capture_id: int | None, now: datetime, version_sha: dict[str, str]) -> None:
-        s.execute(table(Event).insert(), [
-            dict(record_id=rid, type=typ, at=now, harvest_run_id=self.run_id, capture_id=capture_id,
-                 version_seq=seq) for rid, typ, seq in events
-        ])
+        table_ = _bulk(s, Event, _EVENT_COLUMNS)
+        stamp = table_.bind_value("at", now)
+        run = self.run_id
+        table_.execute(s, [(rid, typ, stamp, run, capture_id, seq) for rid, typ, seq in events], raw=("at",))
+        # The details of every entry are {"account", "capture", "run"[, "seq", "sha256"]}: their canonical
+        # JSON is built from one serialised head (dumps sorts the keys; "seq" and "sha256" sort after it).
+        head = dumps({"account": self.account_name, "capture": capture_id, "run": run})[:-1]
+        counts, changed = self.counts.events, self.counts.changed_records
         for rid, typ, seq in events:
-            details: dict[str, Any] = {"account": self.account_name, "run": self.run_id, "capture": capture_id}
-            if seq is not None:
-                details.update(seq=seq, sha256=version_sha.get(rid))
-            audit.append(f"record.{typ}", rid, details, SYSTEM_ACTOR, now)
-            self.counts.events[typ] += 1
-            self.counts.changed_records.add(rid)
+            if seq is None:
+                details = head + "}"
+            else:
+                sha = version_sha.get(rid)
+                details = f'{head},"seq":{int(seq)!r},"sha256":{"null" if sha is None else _enc(sha)}}}'
+            audit.append_json(_EVENT_ACTIONS[typ], rid, details, SYSTEM_ACTOR, now)
+            counts[typ] += 1
+            changed.add(rid)
 
     # --- removal ------------------------------------------------------------------------------
     def conclude(self, done: WalkComplete, probe: Callable[[str, str], Probe]) -> None:
@@ -317,27 +376,92 @@ class CaptureSession:
 
 
 class _BlobWriter:
-    """Runs one durable put_many on a thread; wait() returns when done or re-raises its error."""
+    """Durable put_many calls on worker threads ("lanes"), fed blob by blob; wait() returns when every
+    blob is durable, or re-raises what a write raised.
 
-    def __init__(self, store: BlobStore, blobs: list[bytes]):
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(store, blobs), name="blob-writer", daemon=True)
-        self._thread.start()
+    Creating a file is kernel work that runs without the GIL, so two lanes write a page's blobs on two
+    CPUs while the main thread inserts rows. Each lane's put_many makes its own batch durable (fsync,
+    rename, fsync) before it returns; equal bytes always go to the same lane.
+    """
 
-    def _run(self, store: BlobStore, blobs: list[bytes]) -> None:
+    LANES = 2
+
+    def __init__(self, store: BlobStore, first: bytes):
+        self._store = store
+        self._errors: list[BaseException] = []
+        self._lanes: list[tuple[queue.SimpleQueue[bytes | None], threading.Thread] | None] = [None] * self.LANES
+        self._closed = False
+        self.add(first)
+
+    def add(self, data: bytes) -> None:
+        """Queue one more blob (a lane's thread starts with its first blob)."""
+        if self._closed:
+            raise RuntimeError("blob writer already closed")
+        i = hash(data) % len(self._lanes)
+        lane = self._lanes[i]
+        if lane is None:
+            q: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+            t = threading.Thread(target=self._run, args=(q,), name="blob-writer", daemon=True)
+            lane = self._lanes[i] = (q, t)
+            t.start()
+        lane[0].put(data)
+
+    def _run(self, q: queue.SimpleQueue[bytes | None]) -> None:
+        def blobs() -> Iterator[bytes]:
+            while (data := q.get()) is not None:
+                yield data
+
         try:
-            store.put_many(blobs)
+            self._store.put_many(blobs())
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-            self._error = exc
+            self._errors.append(exc)
+
+    def close(self) -> None:
+        """No more blobs: each lane's put_many makes its batch durable and returns."""
+        if not self._closed:
+            self._closed = True
+            for lane in self._lanes:
+                if lane is not None:
+                    lane[0].put(None)
 
     def wait(self) -> None:
-        """Block until the blobs are durable; raise what the write raised."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+        """Block until every blob is durable; raise what a write raised."""
+        self.abandon()
+        if self._errors:
+            raise self._errors[0]
+
+    def abandon(self) -> None:
+        """Close and let the lanes finish (after an error elsewhere, what they wrote is harmless)."""
+        self.close()
+        for lane in self._lanes:
+            if lane is not None:
+                lane[1].join()
 
 
 _FILL_IN = ("author", "author_id", "permalink", "created_at", "parent_native_id")
+# What comparing an item with its record needs to know about the record.
+_STATE_COLUMNS = (Record.native_id, Record.latest_seq, Record.latest_fingerprint, Record.hidden, Record.removed_at,
+                  Record.status, *(getattr(Record, a) for a in _FILL_IN))
+_EVENT_ACTIONS = {typ: f"record.{typ}" for typ in EVENT_TYPES}
+_enc = json.encoder.encode_basestring  # json.dumps's own escaping of a str (ensure_ascii=False)
+_BLOB_COLUMNS = ("sha256", "size", "kind", "stored_at")
+_RECORD_COLUMNS = (
+    "id", "account_id", "platform", "native_id", "kind", "parent_id", "parent_native_id", "thread_native_id",
+    "author", "author_id", "created_at", "permalink", "status", "hidden", "removed_at", "first_captured_at",
+    "last_seen_at", "latest_seq", "latest_fingerprint", "series", "disposition_date",
+)
+_VERSION_COLUMNS = ("record_id", "seq", "sha256", "fingerprint", "text", "content", "extra", "edited_at",
+                    "captured_at", "capture_id", "harvest_run_id")
+_EVENT_COLUMNS = ("record_id", "type", "at", "harvest_run_id", "capture_id", "version_seq")
+
+
+def _bulk(s: Session, model: type[Base], columns: tuple[str, ...], *, ignore_conflict_on: str | None = None) -> BulkInsert:
+    return bulk_insert(s, table(model), columns, ignore_conflict_on=ignore_conflict_on)
+
+
+def _dumps_mapping(value: Any) -> str:
+    """dumps(dict(value)); an empty mapping (most items' extra fields) is "{}" without the encoder."""
+    return dumps(dict(value)) if value else "{}"
 
 
 @dataclass
@@ -353,6 +477,7 @@ class _State:
     known: set[str]
     filled: dict[str, Any]
     changes: dict[str, Any] = field(default_factory=dict)
+    fills: dict[str, Any] = field(default_factory=dict)  # fields an existing record gains in this page
 
 
 @dataclass
@@ -361,8 +486,30 @@ class _PagePlan:
 
     new_records: list[dict[str, Any]] = field(default_factory=list)
     new_versions: list[tuple[str, Item, int, str]] = field(default_factory=list)  # record, item, seq, fingerprint
+    blobs: list[bytes] = field(default_factory=list)  # the stored form of each new version's raw item
+    shas: list[str] = field(default_factory=list)  # and its address
+    sink: Callable[[bytes], None] | None = None  # gets each new version's blob as soon as it is known
+    parent_ids: dict[str, str] = field(default_factory=dict)  # parent native id -> record id
+    disposition: dict[datetime | None, datetime | None] = field(default_factory=dict)  # created_at -> date
+
+    def add_version(self, rid: str, it: Item, seq: int, fp: str) -> None:
+        """A new version of record rid: its row comes later, its blob goes to the sink now."""
+        data = canonical_item_bytes(it.raw)
+        self.new_versions.append((rid, it, seq, fp))
+        self.blobs.append(data)
+        self.shas.append(sha256_hex(data))
+        if self.sink is not None:
+            self.sink(data)
     updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     events: list[tuple[str, str, int | None]] = field(default_factory=list)  # record, type, version seq
+    fill_ins: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # record, {field: {from, to}}
+
+
+def _json_value(value: Any) -> Any:
+    """A filled-in field's value as the audit entry records it (times as ISO-8601 UTC)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return value
 
 
 def _key(scope: Scope) -> tuple[str, str | None]:

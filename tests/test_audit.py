@@ -54,3 +54,32 @@ def test_deleting_a_row_is_detected(archive: Archive) -> None:
     with archive.db.read() as s:
         rep = verify_chain(s)
     assert not rep.ok and rep.first_bad_entry == 4
+
+
+def test_entry_hash_is_the_hash_of_the_canonical_json_document() -> None:
+    """entry_hash builds the canonical JSON directly for speed; it must equal the defined form exactly,
+    for hostile text too (old entries are verified with the same function)."""
+    import hashlib
+
+    from archiver.audit import entry_hash
+    from archiver.db.types import dumps
+
+    def reference(seq: int, at: str, actor: str, action: str, subject: str | None, details: str, prev: str) -> str:
+        doc = {"seq": seq, "at": at, "actor": actor, "action": action, "subject": subject,
+               "details": details, "prev": prev}
+        return hashlib.sha256(dumps(doc).encode("utf-8", "surrogatepass")).hexdigest()
+
+    texts = ["", "plain", 'quote " and \\ backslash', "nul \x00 \x1f \x7f", "\u202e rtl \U0001f694 emoji",
+             "lone \ud800 surrogate", "\ufdd0 marker", "line\nbreak\ttab", "x" * 5000]
+    for i, t in enumerate(texts):
+        for subject in (None, t, f"rec_{i}"):
+            args = (i * 7919 + 1, "2026-01-01T00:00:00.000000Z", t or "archiver", f"act.{t}", subject,
+                    '{"k":' + json_str(t) + "}", "0" * 64)
+            assert entry_hash(*args) == reference(*args)
+    assert entry_hash(2**40, "a", "b", "c", None, "{}", "f" * 64) == reference(2**40, "a", "b", "c", None, "{}", "f" * 64)
+
+
+def json_str(value: str) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
