@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from archiver.archive import Archive
@@ -73,6 +75,14 @@ series:
     action: review
     citation: "Test citation review"
 """
+
+
+@pytest.fixture(name="fb")
+def retention_page(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatedFacebook]:
+    """The simulated page the retention tests harvest (import it as a fixture; it is requested as "fb")."""
+    monkeypatch.setenv("RET_FB_TOKEN", TOKEN)
+    with SimulatedFacebook(page_id="1000", token=TOKEN, now=clock.now) as sim:
+        yield sim
 
 
 def open_archive(tmp_path: Path, db_url: str, clock: FakeClock, registry: ConnectorRegistry,

@@ -25,22 +25,15 @@ from archiver.search.searcher import close_all, search
 from archiver.simulated.facebook import SimulatedFacebook
 from archiver.verify import verify_archive
 from tests.retention_support import (
-    TOKEN,
     add_request,
     close_request,
     harvest,
     open_archive,
     record,
+    retention_page,  # noqa: F401 - the fixture "fb"
     rid,
     seed,
 )
-
-
-@pytest.fixture
-def fb(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatedFacebook]:
-    monkeypatch.setenv("RET_FB_TOKEN", TOKEN)
-    with SimulatedFacebook(page_id="1000", token=TOKEN, now=clock.now) as sim:
-        yield sim
 
 
 @pytest.fixture

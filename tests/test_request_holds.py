@@ -27,20 +27,22 @@ from archiver.plugins import ConnectorRegistry
 from archiver.requests import add_records, close, create_request
 from archiver.simulated.facebook import SimulatedFacebook
 from tests.conftest import make_settings, new_bucket
-from tests.retention_support import ACCOUNT, AGENCY_YAML, TOKEN, harvest, open_archive, record, rid, seed
+from tests.retention_support import (
+    ACCOUNT,
+    AGENCY_YAML,
+    harvest,
+    open_archive,
+    record,
+    retention_page,  # noqa: F401 - the fixture "fb"
+    rid,
+    seed,
+)
 
 
 @pytest.fixture
 def clock() -> FakeClock:
     # S3 compares retain-until dates with the real time, so the archive's clock starts at it.
     return FakeClock(datetime.now(UTC).replace(microsecond=0))
-
-
-@pytest.fixture
-def fb(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatedFacebook]:
-    monkeypatch.setenv("RET_FB_TOKEN", TOKEN)
-    with SimulatedFacebook(page_id="1000", token=TOKEN, now=clock.now) as sim:
-        yield sim
 
 
 @pytest.fixture

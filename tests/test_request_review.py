@@ -4,16 +4,12 @@ provisions, keep the signature with the letter and do not repeat the custodian's
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from archiver.archive import Archive
-from archiver.cli import main
 from archiver.exports import packet as packet_mod
 from archiver.exports import render
 from archiver.exports.model import Exemption
@@ -22,28 +18,11 @@ from archiver.exports.pdfworker import render_pdf
 from archiver.exports.views import Clock
 from archiver.laws import load_law
 from tests.test_packet import PRIVACY, make_packet, pdf_pages_text, rec
-from tests.test_requests import fill, rid
-
-
-@pytest.fixture
-def cfg(archive: Archive, tmp_path: Path) -> Path:
-    """A config file for the test archive, with one post and four comments in it."""
-    fill(archive)
-    st = archive.settings.storage
-    path = tmp_path / "archiver.toml"
-    path.write_text(f'[agency]\nname = "Test Police Department"\nbates_prefix = "TPD"\nstate = "KS"\n'
-                    f'[storage]\ndatabase_url = "{st.database_url}"\nblobs = "{st.blobs}"\n'
-                    f'index_dir = "{st.index_dir}"\nexports_dir = "{st.exports_dir}"\n')
-    return path
-
-
-def run(cfg: Path, *args: str) -> tuple[int, Any, str]:
-    """`archiver request ARGS` against cfg: exit code, stdout (parsed with --json on success), stderr."""
-    res = CliRunner().invoke(main, ["--config", str(cfg), "request", *args], catch_exceptions=False)
-    out: Any = res.stdout
-    if "--json" in args and res.exit_code == 0:
-        out = json.loads(res.stdout)
-    return res.exit_code, out, res.stderr
+from tests.test_requests import (
+    request_config,  # noqa: F401 - the fixture "cfg", shared
+    rid,
+    run,
+)
 
 
 def _requests(cfg: Path) -> list[dict[str, Any]]:

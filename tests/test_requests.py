@@ -5,9 +5,6 @@ recording, and the audit chain."""
 from __future__ import annotations
 
 import json
-import sys
-import types
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ from archiver.errors import RequestError
 from archiver.harvest import ensure_account
 from archiver.ids import record_id
 from archiver.pii import find_pii
-from archiver.request_export import build_packet, export_request
+from archiver.request_export import build_packet, export_request, template_dirs
 from archiver.requests import add_records, create_request, show_request
 
 ACCOUNT = "apd-facebook"
@@ -58,8 +55,9 @@ def fill(arch: Archive) -> None:
     cs.store_page(Scope("feed"), Exchange("GET", "http://platform/feed", 200, {}, b"{}", arch.clock.now()), items)
 
 
-@pytest.fixture
-def cfg(archive: Archive, tmp_path: Path) -> Path:
+@pytest.fixture(name="cfg")
+def request_config(archive: Archive, tmp_path: Path) -> Path:
+    """A config file for the test archive, with one post and four comments in it."""
     fill(archive)
     st = archive.settings.storage
     path = tmp_path / "archiver.toml"
@@ -70,6 +68,7 @@ def cfg(archive: Archive, tmp_path: Path) -> Path:
 
 
 def run(cfg: Path, *args: str) -> tuple[int, Any, str]:
+    """`archiver request ARGS` against cfg: exit code, stdout (parsed with --json on success), stderr."""
     res = CliRunner().invoke(main, ["--config", str(cfg), "request", *args], catch_exceptions=False)
     out: Any = res.stdout
     if "--json" in args and res.exit_code == 0:
@@ -207,20 +206,7 @@ def test_disposed_records_cannot_be_added(archive: Archive) -> None:
         assert show_request(s, req)["records"] == []  # nothing of a refused add is kept
 
 
-@dataclass
-class _Result:
-    path: Path
-    bates_first: str
-    bates_last: str
-    pages: int
-    released: int
-    redacted: int
-    withheld: int
-    manifest_sha256: str
-
-
-def test_packet_input_and_export_recording(archive: Archive, monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
+def test_packet_input_and_export_recording(archive: Archive, tmp_path: Path) -> None:
     from archiver.requests import redact, withhold
 
     fill(archive)
@@ -240,30 +226,24 @@ def test_packet_input_and_export_recording(archive: Archive, monkeypatch: pytest
     assert by[rid("c2")].thread_id == rid("p1") and by[rid("p1")].thread_id is None
     assert by[rid("p1")].versions[0].text == TEXTS["p1"][3] and by[rid("p1")].events[0].type == "captured"
 
-    calls: list[Any] = []
-
-    def fake_export(packet: Any, out_dir: Path, *, template_dirs: list[Path]) -> _Result:
-        calls.append((packet, out_dir, template_dirs))
-        first, n = packet.bates_start, 3
-        return _Result(out_dir / f"{packet.request_id}-{packet.export_seq}", f"TPD-{first:06d}",
-                       f"TPD-{first + n - 1:06d}", n, 3, 1, 1, "ab" * 32)
-
-    monkeypatch.setitem(sys.modules, "archiver.exports.packet", types.SimpleNamespace(export_packet=fake_export))
+    # The real packet builder: Bates numbers continue from the recorded exports unless --bates-start says.
     (archive.settings.base_dir / "templates").mkdir()
-    doc = export_request(archive, req, out_dir=None, bates_start=None, actor="clerk")
-    assert doc["bates_first"] == "TPD-000001" and doc["bates_last"] == "TPD-000003" and doc["pages"] == 3
-    assert calls[0][1] == archive.settings.storage.exports_dir
-    assert calls[0][2] == [archive.settings.base_dir / "templates"]
-    doc = export_request(archive, req, out_dir=tmp_path / "usb", bates_start=None, actor="clerk")
-    assert doc["bates_first"] == "TPD-000004" and doc["export_seq"] == 2  # continues after the last export
-    doc = export_request(archive, req, out_dir=None, bates_start=101, actor="clerk")
-    assert doc["bates_first"] == "TPD-000101" and doc["export_seq"] == 3
+    assert template_dirs(archive.settings) == [archive.settings.base_dir / "templates"]
+    docs = [export_request(archive, req, out_dir=None, bates_start=None, actor="clerk")]
+    pages = docs[0]["pages"]
+    assert docs[0]["bates_first"] == "TPD-000001" and docs[0]["bates_last"] == f"TPD-{pages:06d}" and pages >= 1
+    assert Path(docs[0]["path"]).parent == archive.settings.storage.exports_dir
+    docs.append(export_request(archive, req, out_dir=tmp_path / "usb", bates_start=None, actor="clerk"))
+    assert docs[1]["bates_first"] == f"TPD-{pages + 1:06d}" and docs[1]["export_seq"] == 2  # continues
+    docs.append(export_request(archive, req, out_dir=None, bates_start=101, actor="clerk"))
+    assert docs[2]["bates_first"] == "TPD-000101" and docs[2]["export_seq"] == 3
     with archive.db.read() as s:
         shown = show_request(s, req)
         entries = list(s.execute(select(AuditEntry.details).where(AuditEntry.action == "request.export")).scalars())
         assert verify_chain(s).ok
-    assert [e["seq"] for e in shown["exports"]] == [1, 2, 3] and shown["exports"][1]["path"].endswith("usb/" + req + "-2")
-    assert len(entries) == 3 and all("ab" * 32 in e for e in entries)
+    assert [e["seq"] for e in shown["exports"]] == [1, 2, 3] and shown["exports"][1]["path"].endswith("usb/" + req)
+    assert shown["exports"][2]["path"] == str(archive.settings.storage.exports_dir / f"{req}-2")  # never overwrites
+    assert len(entries) == 3 and all(d["manifest_sha256"] in e for d, e in zip(docs, entries, strict=True))
 
 
 def test_pii_finders() -> None:

@@ -13,18 +13,16 @@ from sqlalchemy import select
 
 from archiver.archive import Archive
 from archiver.cli import main
-from archiver.clock import FakeClock
 from archiver.db.models import AuditEntry
 from archiver.search.searcher import close_all
-from archiver.simulated.facebook import SimulatedFacebook
-from tests.retention_support import ACCOUNT, TOKEN, harvest, open_archive, rid, seed
-
-
-@pytest.fixture
-def fb(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatedFacebook]:
-    monkeypatch.setenv("RET_FB_TOKEN", TOKEN)
-    with SimulatedFacebook(page_id="1000", token=TOKEN, now=clock.now) as sim:
-        yield sim
+from tests.retention_support import (
+    ACCOUNT,
+    harvest,
+    open_archive,
+    retention_page,  # noqa: F401 - the fixture "fb"
+    rid,
+    seed,
+)
 
 
 @pytest.fixture

@@ -10,32 +10,23 @@ from sqlalchemy import select
 
 from archiver.archive import Archive
 from archiver.assignments import assign_series, recompute, set_case_closed
-from archiver.clock import FakeClock
 from archiver.db.models import AuditEntry
 from archiver.disposition import report
 from archiver.durations import RetentionPeriod
 from archiver.eligibility import assess
 from archiver.errors import ConfigError, UsageError
 from archiver.holds import record_blobs
-from archiver.simulated.facebook import SimulatedFacebook
 from tests.retention_support import (
     AGENCY_YAML,
-    TOKEN,
     add_request,
     close_request,
     harvest,
     open_archive,
     record,
+    retention_page,  # noqa: F401 - the fixture "fb"
     rid,
     seed,
 )
-
-
-@pytest.fixture
-def fb(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatedFacebook]:
-    monkeypatch.setenv("RET_FB_TOKEN", TOKEN)
-    with SimulatedFacebook(page_id="1000", token=TOKEN, now=clock.now) as sim:
-        yield sim
 
 
 @pytest.fixture
