@@ -62,52 +62,44 @@ def assign_series(archive: Archive, series_id: str, ids: Sequence[str], actor: s
     """Give these records a series other than their account's; returns {"series","records"}."""
     if series_id not in archive.schedules:
         raise UsageError(f"unknown retention series {series_id!r} (known: {', '.join(sorted(archive.schedules))})")
-    now = archive.clock.now()
-    out: list[dict[str, Any]] = []
-    moved: list[tuple[str, datetime]] = []
-    with archive.db.write() as s:
-        _check_live(s, ids)
-        previous = dict(s.execute(select(Record.id, Record.series).where(Record.id.in_(ids))).all())
-        for rid in ids:
-            _override(s, rid, now, actor, reason).series = series_id
-        s.flush()
-        audit = AuditLog(s)
-        for st in assess(archive, s, ids):
-            _store(s, st)
-            _later(st, moved)
-            audit.append("retention.assigned", st.record_id,
-                         {"series": series_id, "previous": previous.get(st.record_id), "reason": reason,
-                          "disposition_date": _iso(st.disposition_date)}, actor, now)
-            out.append({"record_id": st.record_id, "series": series_id,
-                        "disposition_date": _iso(st.disposition_date)})
-        audit.flush()
-    errors = extend_locks(archive, moved)
-    return {"series": series_id, "records": out, "lock_errors": errors}
+    records, errors = _override_all(archive, ids, actor, reason, "retention.assigned", series=series_id)
+    return {"series": series_id, "records": records, "lock_errors": errors}
 
 
 def set_case_closed(archive: Archive, ids: Sequence[str], closed_at: datetime, actor: str,
                     reason: str | None = None) -> dict[str, Any]:
     """Record when the case these records belong to closed (trigger case-closed)."""
+    records, errors = _override_all(archive, ids, actor, reason, "retention.case_closed", case_closed_at=closed_at)
+    return {"case_closed_at": _iso(closed_at), "records": records, "lock_errors": errors}
+
+
+def _override_all(archive: Archive, ids: Sequence[str], actor: str, reason: str | None, action: str,
+                  **change: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """Set ``change`` on each record's override row, recompute its date, audit it; (records, lock errors)."""
     now = archive.clock.now()
     out: list[dict[str, Any]] = []
     moved: list[tuple[str, datetime]] = []
+    shown = {k: _iso(v) if isinstance(v, datetime) else v for k, v in change.items()}
     with archive.db.write() as s:
         _check_live(s, ids)
+        previous = dict(s.execute(select(Record.id, Record.series).where(Record.id.in_(ids))).all())
         for rid in ids:
-            _override(s, rid, now, actor, reason).case_closed_at = closed_at
+            row = _override(s, rid, now, actor, reason)
+            for key, value in change.items():
+                setattr(row, key, value)
         s.flush()
         audit = AuditLog(s)
         for st in assess(archive, s, ids):
             _store(s, st)
             _later(st, moved)
-            audit.append("retention.case_closed", st.record_id,
-                         {"case_closed_at": _iso(closed_at), "series": st.series_id, "reason": reason,
-                          "disposition_date": _iso(st.disposition_date)}, actor, now)
-            out.append({"record_id": st.record_id, "series": st.series_id, "case_closed_at": _iso(closed_at),
-                        "disposition_date": _iso(st.disposition_date)})
+            facts = {**shown, "series": st.series_id, "disposition_date": _iso(st.disposition_date)}
+            details = {**facts, "reason": reason}
+            if "series" in change:
+                details["previous"] = previous.get(st.record_id)
+            audit.append(action, st.record_id, details, actor, now)
+            out.append({"record_id": st.record_id, **facts})
         audit.flush()
-    errors = extend_locks(archive, moved)
-    return {"case_closed_at": _iso(closed_at), "records": out, "lock_errors": errors}
+    return out, extend_locks(archive, moved)
 
 
 def recompute_in(archive: Archive, s: Session, actor: str, now: datetime, ids: Iterable[str] | None = None,
