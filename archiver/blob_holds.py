@@ -117,15 +117,20 @@ def protect_records(archive: Archive, moved: Sequence[tuple[str, datetime]]) -> 
     """
     if not moved or not enforces_locks(archive):
         return {}
-    failed: dict[str, str] = {}
+    # Records share blobs (a page's response serves every item on it): one call per blob, to the
+    # latest date any of its records needs, instead of one per record.
+    latest: dict[str, datetime] = {}
     with archive.db.read() as s:
         for rid, until in moved:
-            for sha in sorted(record_blobs(s, [rid])):
-                try:
-                    archive.blobs.protect(sha, until)
-                except ArchiverError as exc:
-                    failed[sha] = str(exc)
-                    log.warning("blob %s: retention not extended to %s: %s", sha, until, exc)
+            for sha in record_blobs(s, [rid]):
+                latest[sha] = max(until, latest.get(sha, until))
+    failed: dict[str, str] = {}
+    for sha, until in sorted(latest.items()):
+        try:
+            archive.blobs.protect(sha, until)
+        except ArchiverError as exc:
+            failed[sha] = str(exc)
+            log.warning("blob %s: retention not extended to %s: %s", sha, until, exc)
     return failed
 
 
