@@ -176,12 +176,15 @@ def _member(s: Session, rid: str, record_id: str) -> RequestRecord:
 
 
 def record_strings(s: Session, record_id: str) -> list[str]:
-    """Every string of a record a packet may show: each version's text, the author, the permalink."""
-    rec = s.get(Record, record_id)
-    if rec is None:
+    """Every string of a record a packet may show (versions' text, author, permalink, ids, account)."""
+    from .exports.redact import rendered_strings
+
+    row = s.execute(select(Record.author, Record.permalink, Record.native_id, Account.name, Record.platform)
+                    .join(Account, Account.id == Record.account_id).where(Record.id == record_id)).first()
+    if row is None:
         return []
-    texts = [t for (t,) in s.execute(select(Version.text).where(Version.record_id == record_id)) if t]
-    return [*texts, *(x for x in (rec.author, rec.permalink) if x)]
+    texts = list(s.execute(select(Version.text).where(Version.record_id == record_id)).scalars())
+    return rendered_strings(*row, texts)
 
 
 def _redactions_of(s: Session, rid: str, record_id: str) -> list[dict[str, Any]]:

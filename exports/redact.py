@@ -82,9 +82,14 @@ class Redactor:
 
 def record_strings(rec: RecordIn) -> list[str]:
     """Every string of a record that a packet may render, so a redaction can be checked against all."""
-    vals: list[str | None] = [rec.author, rec.permalink, rec.native_id, rec.account, rec.platform]
-    vals.extend(v.text for v in rec.versions)
-    return [v for v in vals if v]
+    return rendered_strings(rec.author, rec.permalink, rec.native_id, rec.account, rec.platform,
+                            [v.text for v in rec.versions])
+
+
+def rendered_strings(author: str | None, permalink: str | None, native_id: str | None, account: str | None,
+                     platform: str | None, texts: Sequence[str | None]) -> list[str]:
+    """The strings of a record a packet renders (the one list both the packet and `request redact` use)."""
+    return [v for v in (author, permalink, native_id, account, platform, *texts) if v]
 
 
 def effective_redactions(records: Sequence[RecordIn]) -> dict[str, list[Redaction]]:
