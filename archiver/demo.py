@@ -227,7 +227,7 @@ def _summary(cfg: Path, changed: list[tuple[str, str]], say: Callable[[str], Non
         with arch.db.read() as s:
             bad_runs = s.execute(select(func.count()).select_from(HarvestRun)
                                  .where(HarvestRun.status == "failed")).scalar_one()
-        packet_ok, request_id = _request_packet(arch, changed, say)
+        packet_ok, request_id = _request_packet(arch, say)
         _retention(arch, say)
     say("\nExplore it yourself (the simulated platforms have stopped; the archive stays):")
     for cmd in ("status", "list --status removed", "show <record_id> --json", "search '\"Main St\"'",
@@ -236,7 +236,7 @@ def _summary(cfg: Path, changed: list[tuple[str, str]], say: Callable[[str], Non
     return 0 if rep.ok and bad_runs == 0 and packet_ok else 1
 
 
-def _request_packet(arch: Archive, changed: list[tuple[str, str]], say: Callable[[str], None]) -> tuple[bool, str]:
+def _request_packet(arch: Archive, say: Callable[[str], None]) -> tuple[bool, str]:
     """A KORA request for the Main St. closure thread, answered with a checkable packet."""
     import bagit
 
@@ -255,19 +255,19 @@ def _request_packet(arch: Archive, changed: list[tuple[str, str]], say: Callable
     hits = search_record_ids(arch, query)
     with arch.db.read() as s:
         posts = s.execute(select(Record).where(Record.id.in_(hits))).scalars().all()
-        thread = [r.id for p in posts for r in s.execute(
-            select(Record).where(Record.account_id == p.account_id, Record.thread_native_id == p.native_id)).scalars()]
-        hidden = next((r for r in thread if s.get(Record, r).status == "hidden"), None)  # type: ignore[union-attr]
+        members = [r for p in posts for r in s.execute(
+            select(Record).where(Record.account_id == p.account_id, Record.thread_native_id == p.native_id)
+            .order_by(Record.created_at)).scalars()]
+    thread = [r.id for r in members]
+    hidden = next((r.id for r in members if r.status == "hidden"), None)
+    commenter = next(((r.id, r.author) for r in members
+                      if r.kind == "comment" and r.status != "hidden" and r.author), None)
     added = add_records(arch, rid, hits + thread, actor)
     say(f"   search {query} -> {len(hits)} post; with its comment thread {added['total']} records added")
     sug = suggest(arch, rid, accept=False, actor=actor)
     for item in sug["suggestions"]:
         say(f"   suggested redaction (not applied until accepted): {item['kind']} {item['text']!r} in "
             f"{item['record_id']} -> {item['exemption']}")
-    with arch.db.read() as s:
-        commenter = next(((r.id, r.author) for r in s.execute(select(Record).where(Record.id.in_(thread))
-                                                             .order_by(Record.created_at)).scalars()
-                          if r.kind == "comment" and r.status != "hidden" and r.author), None)
     if commenter:
         redact(arch, rid, commenter[0], commenter[1], "K.S.A. 45-221(a)(30)", actor)
         say(f"   redacted a resident's name in {commenter[0]} under K.S.A. 45-221(a)(30)")
