@@ -39,7 +39,8 @@ def advisory_key(scope: str, account: str) -> int:
 
 def _busy(account: str, holder: str | None) -> AccountBusy:
     who = f" ({holder})" if holder else ""
-    return AccountBusy(f"account {account} is busy: another harvest is running{who}")
+    return AccountBusy(f"account {account} is busy: another harvest is running{who}; "
+                       "this one did nothing, try again when that one has finished")
 
 
 class AccountLease:

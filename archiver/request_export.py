@@ -86,7 +86,9 @@ def _record_ins(s: Session, rid: str, exemptions: dict[str, Exemption]) -> list[
 
 def _exemption(exemptions: dict[str, Exemption], cite: str | None) -> Exemption:
     if cite is None:
-        raise ArchiverError("a withheld record has no exemption recorded")
+        # The withhold command always records one; only a hand-edited row gets here.
+        raise ArchiverError("a withheld record has no exemption recorded: run `archiver request withhold` "
+                            "for it again with --exemption")
     # A citation recorded under an older law file keeps working: it is shown as written.
     return exemptions.get(cite) or Exemption(cite, cite)
 
@@ -137,7 +139,8 @@ def export_request(arch: Archive, rid: str, *, out_dir: Path | None, bates_start
     try:
         from .exports.packet import export_packet
     except ImportError as exc:
-        raise ArchiverError(f"the packet builder is not available in this installation ({exc})") from None
+        raise ArchiverError(f"the packet builder is not available in this installation ({exc}): reinstall the "
+                            "archiver with its dependencies (pip install archiver)") from None
     if bates_start is not None and bates_start < 1:
         raise UsageError("--bates-start must be 1 or more")
     packet = build_packet(arch, rid, bates_start=bates_start)
