@@ -132,19 +132,17 @@ class CaptureSession:
     def _store_capture(self, s: Session, audit: AuditLog, scope: Scope, ex: Exchange, now: datetime,
                        sha: str | None = None, item_blobs: Sequence[tuple[str, bytes]] = ()) -> int:
         """The capture row of one response, after the blob rows of the response and the page's new item
-        versions (one insert; an address already known is left as it is: blobs are write-once)."""
+        versions, in one insert."""
         if sha is None:
             sha = self.blobs.put(ex.body)
-        blobs = _bulk(s, Blob, _BLOB_COLUMNS, ignore_conflict_on="sha256")
+        # An address already known is left as it is (write-once), except that bytes captured again after
+        # disposition destroyed them are no longer destroyed: verify must check the new copy.
+        blobs = bulk_insert(s, table(Blob), _BLOB_COLUMNS, ignore_conflict_on="sha256", clear_on_conflict="destroyed_at")
         stamp = blobs.bind_value("stored_at", now)
         rows = {sha: (sha, len(ex.body), "capture", stamp)}
         for h, b in item_blobs:
             rows.setdefault(h, (h, len(b), "item", stamp))
         blobs.execute(s, list(rows.values()), raw=("stored_at",))
-        # The same bytes captured again after disposition destroyed them: the store holds them again, so
-        # verify must check them again (a stale destroyed_at would exempt the new copy from fixity checks).
-        s.execute(update(Blob).where(Blob.sha256.in_(list(rows)), Blob.destroyed_at.is_not(None))
-                  .values(destroyed_at=None))
         capture_id: int = s.execute(insert(table(Capture)).values(
             account_id=self.account_id, harvest_run_id=self.run_id, method=ex.method, url=ex.url,
             status=ex.status, headers=dumps(dict(ex.headers)), sha256=sha, size=len(ex.body),
@@ -455,8 +453,8 @@ _VERSION_COLUMNS = ("record_id", "seq", "sha256", "fingerprint", "text", "conten
 _EVENT_COLUMNS = ("record_id", "type", "at", "harvest_run_id", "capture_id", "version_seq")
 
 
-def _bulk(s: Session, model: type[Base], columns: tuple[str, ...], *, ignore_conflict_on: str | None = None) -> BulkInsert:
-    return bulk_insert(s, table(model), columns, ignore_conflict_on=ignore_conflict_on)
+def _bulk(s: Session, model: type[Base], columns: tuple[str, ...]) -> BulkInsert:
+    return bulk_insert(s, table(model), columns)
 
 
 def _dumps_mapping(value: Any) -> str:

@@ -24,7 +24,8 @@ _Processor = Callable[[Any], Any] | None
 class BulkInsert:
     """``INSERT INTO table (columns) VALUES (...)`` for many rows given as tuples in column order."""
 
-    def __init__(self, dialect: Dialect, table: Table, columns: Sequence[str], *, ignore_conflict_on: str | None = None):
+    def __init__(self, dialect: Dialect, table: Table, columns: Sequence[str], *, ignore_conflict_on: str | None = None,
+                 clear_on_conflict: str | None = None):
         self.dialect = dialect
         self.columns = tuple(columns)
         cols = [table.c[name] for name in self.columns]
@@ -38,7 +39,14 @@ class BulkInsert:
                     f"VALUES ({', '.join([mark] * len(cols))})")
         if ignore_conflict_on is not None:
             # The same clause on SQLite (3.24+) and PostgreSQL: write-once rows such as blobs.
-            self.sql += f" ON CONFLICT ({q.quote(table.c[ignore_conflict_on].name)}) DO NOTHING"
+            self.sql += f" ON CONFLICT ({q.quote(table.c[ignore_conflict_on].name)}) DO "
+            if clear_on_conflict is None:
+                self.sql += "NOTHING"
+            else:
+                # The existing row is kept, except that this column goes back to NULL (a blob stored again
+                # after it was destroyed is no longer destroyed); rows where it is NULL are left untouched.
+                col = q.quote(table.c[clear_on_conflict].name)
+                self.sql += f"UPDATE SET {col} = NULL WHERE {q.format_table(table)}.{col} IS NOT NULL"
 
     def bind_value(self, column: str, value: Any) -> Any:
         """One value converted for ``column`` as its bind processor would (for values repeated per row)."""
@@ -65,20 +73,20 @@ class BulkInsert:
             session.connection().exec_driver_sql(self.sql, self.processed(rows, raw=raw))
 
 
-_Key = tuple[str, tuple[str, ...], str | None]
+_Key = tuple[str, tuple[str, ...], str | None, str | None]
 _CACHE: weakref.WeakKeyDictionary[Dialect, dict[_Key, BulkInsert]] = weakref.WeakKeyDictionary()
 
 
 def bulk_insert(session: Session, table: Table, columns: Sequence[str], *,
-                ignore_conflict_on: str | None = None) -> BulkInsert:
+                ignore_conflict_on: str | None = None, clear_on_conflict: str | None = None) -> BulkInsert:
     """A BulkInsert for this session's dialect (built once per engine, table, columns)."""
     dialect = session.get_bind().dialect
-    key = (table.fullname, tuple(columns), ignore_conflict_on)
+    key = (table.fullname, tuple(columns), ignore_conflict_on, clear_on_conflict)
     cache = _CACHE.get(dialect)
     if cache is None:
         cache = _CACHE[dialect] = {}
     stmt = cache.get(key)
     if stmt is None:
-        stmt = cache[key] = BulkInsert(dialect, table, columns,
-                                       ignore_conflict_on=ignore_conflict_on)
+        stmt = cache[key] = BulkInsert(dialect, table, columns, ignore_conflict_on=ignore_conflict_on,
+                                       clear_on_conflict=clear_on_conflict)
     return stmt
