@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -47,6 +48,11 @@ class AppContext:
 def emit_json(doc: Any) -> None:
     """Print one JSON document on stdout (the --json contract)."""
     click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+
+
+def printable(text: str | None) -> str:
+    """Record text for a terminal: control and bidi-override characters shown as escapes (text is data)."""
+    return "".join(c if unicodedata.category(c)[0] != "C" else f"\\u{ord(c):04x}" for c in (text or ""))
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import AppContext, emit_json
+from . import AppContext, emit_json, printable
 
 pass_app = click.make_pass_decorator(AppContext)
-
-
-def _printable(text: str | None) -> str:
-    """Record text for a terminal: control and bidi-override characters shown as escapes."""
-    return "".join(c if unicodedata.category(c)[0] != "C" else f"\\u{ord(c):04x}" for c in (text or ""))
 
 
 def _actor(actor: str | None) -> str:
@@ -260,7 +254,7 @@ def attach(group: click.Group) -> None:
         for r in rows:
             due = r["extended_due"] or r["due"]
             click.echo(f"{r['request_id']:<20} {r['law']:<5} {r['status']:<7} received {r['received']} "
-                       f"due {due}  {r['records']} records  {_printable(r['requester'])}")
+                       f"due {due}  {r['records']} records  {printable(r['requester'])}")
 
     @request.command(name="show")
     @click.argument("request_id", callback=_req_id)
@@ -282,17 +276,17 @@ def attach(group: click.Group) -> None:
             return
         click.echo(f"{doc['request_id']}  {doc['law_name']}  {doc['status']}"
                    + ("  OVERDUE" if doc["overdue"] else ""))
-        click.echo(f"  requester: {_printable(doc['requester'])}")
-        click.echo(f"  request:   {_printable(doc['description'])}")
+        click.echo(f"  requester: {printable(doc['requester'])}")
+        click.echo(f"  request:   {printable(doc['description'])}")
         click.echo(f"  received {doc['received']}, due {doc['due']} ({doc['deadline_citation']})"
-                   + (f", extended to {doc['extended_due']}: {_printable(doc['extension_reason'])}"
+                   + (f", extended to {doc['extended_due']}: {printable(doc['extension_reason'])}"
                       if doc["extended_due"] else ""))
         for r in doc["records"]:
             extra = f" {r['exemption']}" if r["decision"] == "withhold" else ""
             click.echo(f"  {r['record_id']}  {r['kind']:<7} {r['status']:<8} {r['decision']}{extra}  "
-                       f"{_printable(r['author'])}")
+                       f"{printable(r['author'])}")
             for red in r["redactions"]:
-                click.echo(f"      redact {_printable(red['text'])!r} under {red['exemption']}")
+                click.echo(f"      redact {printable(red['text'])!r} under {red['exemption']}")
         for e in doc["exports"]:
             click.echo(f"  export {e['seq']}: {e['path']} ({e['bates_first']}..{e['bates_last']}, {e['pages']} pages)")
 
@@ -319,7 +313,7 @@ def attach(group: click.Group) -> None:
             emit_json(doc)
             return
         for sg in doc["suggestions"]:
-            click.echo(f"{sg['record_id']}  {sg['kind']:<8} {_printable(sg['text'])!r}  {sg['exemption']}")
+            click.echo(f"{sg['record_id']}  {sg['kind']:<8} {printable(sg['text'])!r}  {sg['exemption']}")
         click.echo(f"{len(doc['suggestions'])} suggestions" + (f", {doc['accepted']} redactions added" if accept
                                                                else " (nothing redacted: use --accept)"))
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import sys
 import time
-import unicodedata
 
 import click
 
-from . import AppContext, emit_json
+from . import AppContext, emit_json, printable
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -32,11 +31,6 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
         click.echo(f"\r{label}: {done}/{total} ({pct:.0f}%, {rate:.0f}/s)", err=True, nl=done >= total)
 
     return show
-
-
-def _printable(text: str) -> str:
-    """Record text for a terminal: control and bidi-override characters shown as escapes."""
-    return "".join(c if c in "«»" or unicodedata.category(c)[0] != "C" else f"\\u{ord(c):04x}" for c in text)
 
 
 def attach(group: click.Group) -> None:
@@ -88,8 +82,8 @@ def attach(group: click.Group) -> None:
             click.echo(f"{shown}{doc['total']} matching records")
             for h in doc["hits"]:
                 click.echo(f"{h['record_id']}  {h['created_at'] or '-':<20} {h['account']:<16} {h['kind']:<7} "
-                           f"{h['status']:<7} {_printable(h['author'] or '-')}")
-                click.echo(f"    {_printable(h['snippet'])}")
+                           f"{h['status']:<7} {printable(h['author'] or '-')}")
+                click.echo(f"    {printable(h['snippet'])}")
 
     @group.command()
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
