@@ -35,14 +35,21 @@ def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
 
 def record_blobs(s: Session, ids: Sequence[str]) -> set[str]:
     """Every blob a record's content lives in: its versions' item blobs and the responses they came from."""
-    out: set[str] = set()
+    return set().union(*blobs_by_record(s, ids).values())
+
+
+def blobs_by_record(s: Session, ids: Sequence[str]) -> dict[str, set[str]]:
+    """record id -> the blobs its content lives in (see ``record_blobs``), three queries per 1,000 records."""
+    out: dict[str, set[str]] = {}
     for chunk in _chunks(ids):
-        out |= set(s.execute(select(Version.sha256).where(Version.record_id.in_(chunk))).scalars())
-        out |= set(s.execute(select(Capture.sha256).join(Version, Version.capture_id == Capture.id)
-                             .where(Version.record_id.in_(chunk))).scalars())
+        pairs = list(s.execute(select(Version.record_id, Version.sha256).where(Version.record_id.in_(chunk))))
+        pairs += s.execute(select(Version.record_id, Capture.sha256).join(Version, Version.capture_id == Capture.id)
+                           .where(Version.record_id.in_(chunk))).all()
         # Responses that recorded a change of the record without a new version (a removal probe).
-        out |= set(s.execute(select(Capture.sha256).join(Event, Event.capture_id == Capture.id)
-                             .where(Event.record_id.in_(chunk))).scalars())
+        pairs += s.execute(select(Event.record_id, Capture.sha256).join(Event, Event.capture_id == Capture.id)
+                           .where(Event.record_id.in_(chunk))).all()
+        for rid, sha in pairs:
+            out.setdefault(rid, set()).add(sha)
     return out
 
 
@@ -121,9 +128,10 @@ def protect_records(archive: Archive, moved: Sequence[tuple[str, datetime]]) -> 
     # latest date any of its records needs, instead of one per record.
     latest: dict[str, datetime] = {}
     with archive.db.read() as s:
-        for rid, until in moved:
-            for sha in record_blobs(s, [rid]):
-                latest[sha] = max(until, latest.get(sha, until))
+        by_record = blobs_by_record(s, [rid for rid, _ in moved])
+    for rid, until in moved:
+        for sha in by_record.get(rid, ()):
+            latest[sha] = max(until, latest.get(sha, until))
     failed: dict[str, str] = {}
     for sha, until in sorted(latest.items()):
         try:
